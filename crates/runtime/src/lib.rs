@@ -1,0 +1,14 @@
+//! barge-runtime: the OCI runtime-spec implementation for Linux.
+//!
+//! This crate owns everything that happens between reading a bundle's
+//! `config.json` and `execve` of the container's process: namespaces, the
+//! rootfs (mounts, pivot_root, devices, masked paths), cgroups (v1 and v2
+//! behind one trait), capabilities, seccomp, hooks and the console socket.
+//! It is synchronous and single-threaded on purpose: it forks.
+//!
+//! `unsafe` lives only in [`sys`] (the syscall layer); every other module
+//! uses its safe wrappers.
+
+pub mod cgroups;
+pub mod seccomp;
+pub mod sys;

@@ -267,11 +267,8 @@ impl V2Cgroup {
                 }
             }
         }
-        for (key, list) in throttles {
-            for d in list.as_deref().unwrap_or(&[]) {
-                let line = format!("{}:{} {}={}", d.major(), d.minor(), key, d.rate());
-                write_file(&self.file("io.max"), &line)?;
-            }
+        for line in io_max_lines(bio) {
+            write_file(&self.file("io.max"), &line)?;
         }
         Ok(())
     }
@@ -380,6 +377,23 @@ impl Cgroup for V2Cgroup {
     fn version(&self) -> CgroupVersion {
         CgroupVersion::V2
     }
+}
+
+/// The `io.max` lines (one write each) for the throttle settings.
+pub fn io_max_lines(bio: &oci_spec::runtime::LinuxBlockIo) -> Vec<String> {
+    let throttles = [
+        ("rbps", bio.throttle_read_bps_device()),
+        ("wbps", bio.throttle_write_bps_device()),
+        ("riops", bio.throttle_read_iops_device()),
+        ("wiops", bio.throttle_write_iops_device()),
+    ];
+    let mut out = Vec::new();
+    for (key, list) in throttles {
+        for d in list.as_deref().unwrap_or(&[]) {
+            out.push(format!("{}:{} {}={}", d.major(), d.minor(), key, d.rate()));
+        }
+    }
+    out
 }
 
 /// Enables every controller available at each level from `root` down to the

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — from a fresh Debian 12 machine to a container run by barge-runc.
+#
+#   1. installs the Debian packages Barge needs to build and test (build deps,
+#      busybox-static, and the peers the tests drive: runc, crun, podman,
+#      containerd, hyperfine, ...), via sudo unless already root;
+#   2. builds target/release/barge-runc (`cargo build --release -p barge-runc`);
+#   3. makes a busybox OCI bundle at /tmp/barge-bundle (scripts/make-test-bundle.sh);
+#   4. runs it: `sudo target/release/barge-runc run --bundle /tmp/barge-bundle demo`,
+#      which prints a hello from inside the container.
+#
+# usage: ./scripts/setup.sh [--deps-only]
+#   --deps-only   only step 1 (.ci/run uses this)
+# env: BUNDLE (default /tmp/barge-bundle), CARGO_TARGET_DIR
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+# Everything the build, the tests (tests/podman.rs, tests/containerd.rs) and
+# bench/ use. Debian 12 package names.
+PACKAGES=(
+	build-essential pkg-config libseccomp-dev
+	busybox-static
+	runc crun
+	podman conmon containernetworking-plugins golang-github-containers-common
+	containerd
+	hyperfine time jq python3
+	tmux bsdutils util-linux procps iproute2 iptables kmod
+	tar gzip ca-certificates git bats
+)
+
+echo "==> installing Debian packages: ${PACKAGES[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+[ "${1:-}" = --deps-only ] && exit 0
+
+# Rust comes from rustup: Debian 12's cargo is older than our rust-version (1.80).
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+	export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+	cat >&2 <<'MSG'
+setup.sh: cargo not found. Install Rust (>= 1.80) with rustup:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    . "$HOME/.cargo/env"
+then run ./scripts/setup.sh again.
+MSG
+	exit 1
+fi
+
+echo "==> cargo build --release -p barge-runc"
+cargo build --release -p barge-runc
+BIN=${CARGO_TARGET_DIR:-target}/release/barge-runc
+BIN=$(realpath "$BIN")
+
+BUNDLE=${BUNDLE:-/tmp/barge-bundle}
+echo "==> making a busybox bundle at $BUNDLE"
+$SUDO bash scripts/make-test-bundle.sh "$BUNDLE" sh -c 'echo "hello from inside barge-runc: $(hostname), pid $$"'
+
+echo "==> $SUDO $BIN run --bundle $BUNDLE demo"
+$SUDO "$BIN" delete --force demo >/dev/null 2>&1 || true
+$SUDO "$BIN" run --bundle "$BUNDLE" demo

@@ -9,6 +9,20 @@
 //! `unsafe` lives only in [`sys`] (the syscall layer); every other module
 //! uses its safe wrappers.
 
+pub mod capabilities;
 pub mod cgroups;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod hooks;
+pub mod process;
+pub mod rootfs;
 pub mod seccomp;
+pub mod state;
 pub mod sys;
+pub mod tty;
+pub mod utils;
+
+pub use error::{Result, RuntimeError};
+pub mod reexec;

@@ -1,0 +1,101 @@
+//! The sync channel between the runtime (parent) and a process it starts in
+//! the container (container init, or an exec'd process).
+//!
+//! A SOCK_SEQPACKET socketpair: every message is one packet, a tag byte and
+//! a payload, optionally with file descriptors. The handshake, numbered:
+//!
+//! ```text
+//! parent                                   child (after clone)
+//!   write uid/gid maps, join cgroup
+//!   1. Go(pid)  ------------------------->  set up namespaces, mounts
+//!                <-----------------------  2. Hooks   (only if prestart/createRuntime hooks exist)
+//!   run prestart + createRuntime hooks
+//!   3. HooksDone ------------------------>  createContainer hooks, pivot_root, ...
+//!                <-----------------------  [Pty(master fd)] (foreground run/exec with a terminal)
+//!                <-----------------------  4. Ready [+ seccomp notify fd]
+//!   write state.json, pid file
+//!   5. Start (run only; create uses the exec FIFO instead)  --> startContainer hooks, execve
+//!
+//! any time: child --- Error(message) ---> parent, and the child exits 1
+//! ```
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::error::{Result, RuntimeError};
+use crate::sys;
+
+pub const GO: u8 = b'G';
+pub const HOOKS: u8 = b'H';
+pub const HOOKS_DONE: u8 = b'h';
+pub const READY: u8 = b'R';
+pub const START: u8 = b'S';
+pub const ERROR: u8 = b'E';
+pub const PTY: u8 = b'P';
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// One received message.
+pub struct Message {
+    pub tag: u8,
+    pub payload: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+}
+
+impl Channel {
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = sys::socketpair().map_err(|e| crate::error::io_err("socketpair", e))?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn send(&self, tag: u8, payload: &[u8]) -> Result<()> {
+        self.send_fds(tag, payload, &[])
+    }
+
+    pub fn send_fds(&self, tag: u8, payload: &[u8], fds: &[BorrowedFd]) -> Result<()> {
+        let mut buf = Vec::with_capacity(payload.len() + 1);
+        buf.push(tag);
+        buf.extend_from_slice(payload);
+        sys::socket::send_fds(self.fd.as_fd(), fds, &buf)
+            .map_err(|e| crate::error::io_err("sync socket send", e))
+    }
+
+    /// Receive one message; `None` when the peer closed its end.
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, fds) = sys::socket::recv_fds(self.fd.as_fd(), &mut buf, 4)
+            .map_err(|e| crate::error::io_err("sync socket receive", e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        let tag = buf[0];
+        buf.remove(0);
+        Ok(Some(Message {
+            tag,
+            payload: buf,
+            fds,
+        }))
+    }
+
+    /// Wait for a message with the given tag; an Error message or a closed
+    /// channel becomes an error.
+    pub fn expect(&self, tag: u8) -> Result<Message> {
+        match self.recv()? {
+            Some(m) if m.tag == tag => Ok(m),
+            Some(m) if m.tag == ERROR => Err(RuntimeError::Init(
+                String::from_utf8_lossy(&m.payload).into_owned(),
+            )),
+            Some(m) => Err(RuntimeError::Other(format!(
+                "sync: expected message '{}', got '{}'",
+                tag as char, m.tag as char
+            ))),
+            None => Err(RuntimeError::Other("sync: the other side exited".into())),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The container's init: the child the runtime clones into the new
+//! namespaces. It builds the container from inside, reports Ready, waits for
+//! `start`, then becomes the container's process with `execve`.
+//!
+//! It runs in a forked copy of the runtime (single-threaded, no shared
+//! memory) and never returns to the caller: it either execs or exits. Every
+//! error is sent to the parent as one line over the sync channel.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroups::CgroupMount;
+use crate::error::{io_err, Context, Result, RuntimeError};
+use crate::process::channel::{self, Channel};
+use crate::process::finalize;
+use crate::rootfs::{self, Root, RootfsContext};
+use crate::sys;
+
+/// How the init learns that `start` was called.
+pub enum StartSignal {
+    /// `create`: block opening the exec FIFO (an O_PATH fd to it) for writing.
+    Fifo(OwnedFd),
+    /// `run`: wait for a Start message on the channel.
+    Channel,
+}
+
+/// Where the pty master goes when process.terminal is true.
+pub enum ConsoleTarget {
+    /// Send it to the `--console-socket` (an fd connected by the parent).
+    Socket(OwnedFd),
+    /// Send it to the runtime, which proxies it to its own stdio (`run`).
+    Parent,
+    /// No terminal.
+    None,
+}
+
+/// Everything the init needs; computed by the parent before clone.
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub channel: Channel,
+    pub start: StartSignal,
+    pub console: ConsoleTarget,
+    /// Namespaces to join: (type, open fd of the namespace file).
+    pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    /// Namespaces that are new (cgroup and time are unshared by the init).
+    pub new_ns: Vec<LinuxNamespaceType>,
+    pub cgroup_mounts: Vec<CgroupMount>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub extra_env: Vec<String>,
+}
+
+/// Entry point in the child after clone. Never returns.
+pub fn run(args: InitArgs) -> ! {
+    sys::unblock_all_signals();
+    let err = match init(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = args
+        .channel
+        .send(channel::ERROR, err.to_string().as_bytes());
+    sys::exit_now(1)
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+pub fn namespace_flag(t: LinuxNamespaceType) -> libc::c_int {
+    ns_flag(t)
+}
+
+/// Join namespaces by fd: the user namespace first, as it decides what the
+/// process may do in the others.
+pub fn join_namespaces(join: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
+    let order = |t: &LinuxNamespaceType| if *t == LinuxNamespaceType::User { 0 } else { 1 };
+    let mut v: Vec<&(LinuxNamespaceType, OwnedFd)> = join.iter().collect();
+    v.sort_by_key(|(t, _)| order(t));
+    for (t, fd) in v {
+        if *t == LinuxNamespaceType::Pid {
+            continue; // joined by the parent before clone
+        }
+        sys::setns(fd.as_fd(), ns_flag(*t)).ctx(|| format!("join {t} namespace"))?;
+    }
+    Ok(())
+}
+
+fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
+    // Die with the runtime while setting up; cleared before Ready.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .ctx(|| "set pdeathsig".into())?;
+    // 1. wait for the parent: uid/gid maps written, cgroup joined.
+    let go = a.channel.expect(channel::GO)?;
+    let host_pid: i32 = String::from_utf8_lossy(&go.payload).parse().unwrap_or(0);
+    let is_new = |t| a.new_ns.contains(&t);
+    let userns = is_new(LinuxNamespaceType::User);
+    if userns {
+        sys::setresgid(0).ctx(|| "setgid 0 in the user namespace".into())?;
+        sys::setresuid(0).ctx(|| "setuid 0 in the user namespace".into())?;
+    }
+    join_namespaces(&a.join)?;
+    if is_new(LinuxNamespaceType::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    if is_new(LinuxNamespaceType::Time) {
+        sys::unshare(libc::CLONE_NEWTIME).ctx(|| "unshare time namespace".into())?;
+        write_time_offsets(a.spec)?;
+    }
+    sys::setsid().ctx(|| "setsid".into())?;
+    if !a.no_new_keyring {
+        let name = std::ffi::CString::new(format!("_ses.{}", a.id)).unwrap_or_default();
+        if let Err(e) = sys::join_session_keyring(&name) {
+            // Keyrings are a hardening measure; kernels without them are fine.
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EACCES | libc::EPERM | libc::EDQUOT)
+            ) {
+                return Err(io_err("join session keyring", e));
+            }
+        }
+    }
+    if let Some(h) = a.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sys::sethostname(h).ctx(|| format!("set hostname {h}"))?;
+    }
+    if let Some(d) = a.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        sys::setdomainname(d).ctx(|| format!("set domainname {d}"))?;
+    }
+    sys::umask(0);
+    let own_mount_ns = is_new(LinuxNamespaceType::Mount);
+    if own_mount_ns {
+        rootfs::prepare(a.spec, a.rootfs)?;
+        let root = Root::open(a.rootfs)?;
+        let ctx = RootfsContext {
+            spec: a.spec,
+            bundle: a.bundle,
+            root: &root,
+            cgroup_mounts: &a.cgroup_mounts,
+            cgroupns: is_new(LinuxNamespaceType::Cgroup),
+            userns,
+        };
+        rootfs::mount_all(&ctx)?;
+        rootfs::setup_dev(&ctx)?;
+    }
+    // 2. prestart and createRuntime hooks, run by the parent.
+    let hooks = a.spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let parent_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if parent_hooks {
+        a.channel.send(channel::HOOKS, b"")?;
+        a.channel.expect(channel::HOOKS_DONE)?;
+    }
+    let state = crate::state::spec_state(
+        a.id,
+        crate::state::Status::Created,
+        host_pid,
+        a.bundle,
+        a.spec.annotations().as_ref(),
+    );
+    crate::hooks::run_all(
+        "createContainer",
+        hooks.and_then(|h| h.create_container().as_ref()),
+        &state,
+    )?;
+    if own_mount_ns {
+        rootfs::pivot(a.rootfs, a.no_pivot)?;
+    }
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Config("process is missing".into()))?;
+    let pty_for_parent = if process.terminal().unwrap_or(false) {
+        setup_console(&a.console, process)?
+    } else {
+        None
+    };
+    if own_mount_ns {
+        rootfs::finalize(a.spec)?;
+    } else if let Some(sysctl) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            std::fs::write(PathBuf::from("/proc/sys").join(k.replace('.', "/")), v)
+                .ctx(|| format!("set sysctl {k}"))?;
+        }
+    }
+    finalize::apply_limits(process)?;
+    let exec = finalize::prepare_exec(process, &a.extra_env)?;
+    let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let notify = finalize::switch_identity(process, seccomp, userns)?;
+    // 4. Ready: from here on the container outlives the runtime.
+    sys::prctl(libc::PR_SET_PDEATHSIG, 0).ctx(|| "clear pdeathsig".into())?;
+    if let Some(m) = pty_for_parent {
+        a.channel.send_fds(channel::PTY, b"", &[m.as_fd()])?;
+    }
+    match &notify {
+        Some(fd) => a.channel.send_fds(channel::READY, b"", &[fd.as_fd()])?,
+        None => a.channel.send(channel::READY, b"")?,
+    }
+    drop(notify);
+    // 5. wait for start.
+    match &a.start {
+        StartSignal::Fifo(fd) => wait_fifo(fd.as_fd())?,
+        StartSignal::Channel => {
+            a.channel.expect(channel::START)?;
+        }
+    }
+    let state = crate::state::spec_state(
+        a.id,
+        crate::state::Status::Created,
+        host_pid,
+        a.bundle,
+        a.spec.annotations().as_ref(),
+    );
+    crate::hooks::run_all(
+        "startContainer",
+        hooks.and_then(|h| h.start_container().as_ref()),
+        &state,
+    )?;
+    finalize::close_extra_fds(a.preserve_fds)?;
+    let e = sys::execve(&exec.path, &exec.argv, &exec.envp);
+    Err(RuntimeError::Init(format!(
+        "exec: \"{}\": {e}",
+        process
+            .args()
+            .as_ref()
+            .and_then(|a| a.first())
+            .map(String::as_str)
+            .unwrap_or("")
+    )))
+}
+
+/// Block until `start` opens the FIFO for reading, then tell it we are going.
+fn wait_fifo(fd: BorrowedFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .ctx(|| "open exec fifo (is /proc mounted in the container?)".into())?;
+    sys::write_all(f.as_fd(), b"0").ctx(|| "write exec fifo".into())
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut s = String::new();
+    for (clock, off) in offsets {
+        s.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", s).ctx(|| "write time namespace offsets".into())
+}
+
+/// Open a pty in the container's devpts, hand the master over, make the
+/// slave the process's stdio and controlling terminal, and /dev/console.
+fn setup_console(
+    target: &ConsoleTarget,
+    process: &oci_spec::runtime::Process,
+) -> Result<Option<OwnedFd>> {
+    let (master, slave_path) =
+        sys::open_pty(Path::new("/dev/ptmx")).ctx(|| "open /dev/ptmx".into())?;
+    if let Some(b) = process.console_size() {
+        let _ = sys::set_winsize(master.as_fd(), b.height() as u16, b.width() as u16);
+    }
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags_noctty()
+        .open(&slave_path)
+        .ctx(|| format!("open {slave_path}"))?;
+    let _ = sys::fchownat_empty(slave.as_fd(), process.user().uid(), u32::MAX);
+    match target {
+        ConsoleTarget::Socket(sock) => {
+            sys::socket::send_fds(sock.as_fd(), &[master.as_fd()], slave_path.as_bytes())
+                .ctx(|| "send the pty master to the console socket".into())?;
+        }
+        ConsoleTarget::Parent => {}
+        ConsoleTarget::None => {
+            return Err(RuntimeError::Config(
+                "process.terminal is true but no --console-socket was given".into(),
+            ))
+        }
+    }
+    // /dev/console is the pty too (bind mount, as runc).
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/dev/console")
+    {
+        drop(f);
+        let _ = sys::mount(
+            Some(Path::new(&slave_path)),
+            Path::new("/dev/console"),
+            Some("bind"),
+            libc::MS_BIND,
+            None,
+        );
+    }
+    for fd in 0..3 {
+        sys::dup2(slave.as_raw_fd(), fd).ctx(|| "dup pty to stdio".into())?;
+    }
+    sys::set_controlling_tty(slave.as_fd()).ctx(|| "set controlling terminal".into())?;
+    Ok(match target {
+        ConsoleTarget::Parent => Some(master),
+        _ => None,
+    })
+}
+
+trait NoCtty {
+    fn custom_flags_noctty(&mut self) -> &mut Self;
+}
+
+impl NoCtty for std::fs::OpenOptions {
+    fn custom_flags_noctty(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOCTTY)
+    }
+}

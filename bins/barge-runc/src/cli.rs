@@ -28,7 +28,7 @@ pub struct Cli {
     /// Use systemd to manage cgroups (not supported: barge-runc manages cgroupfs directly)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (accepted for compatibility)
+    /// Rootless mode: true, false or auto (`spec --rootless` writes a rootless config)
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Path to criu (accepted for compatibility; checkpoint is not implemented)
@@ -155,9 +155,6 @@ pub enum Command {
     Spec {
         #[arg(short = 'b', long, default_value = ".")]
         bundle: PathBuf,
-        /// A config for rootless containers
-        #[arg(long)]
-        rootless: bool,
     },
     /// Print what this runtime supports, as JSON
     Features,

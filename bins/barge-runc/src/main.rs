@@ -163,8 +163,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             container::update(root, &a.id, &res)?;
             Ok(0)
         }
-        Command::Spec { bundle, rootless } => {
-            output::write_spec(bundle, *rootless)?;
+        Command::Spec { bundle } => {
+            let rootless = matches!(cli.rootless.as_deref(), Some("true" | "1"));
+            output::write_spec(bundle, rootless)?;
             Ok(0)
         }
         Command::Features => {

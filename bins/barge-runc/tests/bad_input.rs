@@ -143,25 +143,24 @@ fn duplicate_id_is_rejected_and_the_first_container_survives() {
     );
 }
 
-/// config.md: a capability that cannot be mapped MUST be logged as a
-/// warning, and runtimes SHOULD NOT fail.
+/// A name that is no capability at all (not one this kernel merely lacks)
+/// is a broken config: create fails naming it and leaves nothing behind.
 #[test]
-fn unknown_capability_is_warned_about_not_fatal() {
+fn unknown_capability_name_is_rejected() {
     require_root!();
     let rt = Runtime::new();
-    let b = Bundle::new();
+    let id = rt.id("bogus-cap");
+    let b = marked_bundle(&id);
     b.config(|c| {
         c["process"]["capabilities"]["bounding"]
             .as_array_mut()
             .unwrap()
             .push(json!("CAP_BOGUS"))
     });
-    b.sh("echo ran");
 
-    let out = rt.run(&rt.id("bogus-cap"), &b).ok();
+    let out = rt.create(&id, &b);
 
-    assert_eq!(out.stdout, "ran\n");
-    assert!(out.stderr.contains("CAP_BOGUS"), "warning names it: {out}");
+    assert_clean_failure(&rt, &id, &out, &["CAP_BOGUS"]);
 }
 
 #[test]

@@ -291,9 +291,13 @@ pub struct RootfsContext<'a> {
 
 /// Everything before pivot_root: propagation, self-bind, mounts, /dev.
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
-    let prop = root_propagation(spec)?;
-    sys::mount(None, Path::new("/"), None, prop, None)
-        .ctx(|| "make / propagation private".into())?;
+    // Shared and unbindable are applied after pivot_root (an unbindable /
+    // cannot be bound, a shared one would leak mounts to the host).
+    let prop = match root_propagation(spec)? {
+        p if p & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 => libc::MS_SLAVE | libc::MS_REC,
+        p => p,
+    };
+    sys::mount(None, Path::new("/"), None, prop, None).ctx(|| "set propagation of /".into())?;
     make_parent_private(rootfs)?;
     sys::mount(
         Some(rootfs),
@@ -786,6 +790,13 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// propagation, sysctls.
 pub fn finalize(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
+    // Sysctls first: /proc/sys is usually among the read-only paths.
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+            std::fs::write(&path, v).ctx(|| format!("set sysctl {k}={v}"))?;
+        }
+    }
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
@@ -799,12 +810,6 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .flatten()
     {
         readonly_path(Path::new(p))?;
-    }
-    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
-        for (k, v) in sysctl {
-            let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-            std::fs::write(&path, v).ctx(|| format!("set sysctl {k}={v}"))?;
-        }
     }
     if spec
         .root()

@@ -714,9 +714,12 @@ disabled_plugins = [
         &self.namespace
     }
 
-    /// The daemon's log so far (for failure messages).
+    /// The daemon's log so far, for failure messages: its last 40 lines that
+    /// are not plain `level=info` (plugin loading and the like).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir().join("containerd.log")).unwrap_or_default()
+        let all = fs::read_to_string(self.dir().join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = all.lines().filter(|l| !l.contains("level=info")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// `ctr` talking to our containerd, in our namespace.

@@ -61,4 +61,13 @@ $SUDO bash scripts/make-test-bundle.sh "$BUNDLE" sh -c 'echo "hello from inside 
 
 echo "==> $SUDO $BIN run --bundle $BUNDLE demo"
 $SUDO "$BIN" delete --force demo >/dev/null 2>&1 || true
-$SUDO "$BIN" run --bundle "$BUNDLE" demo
+out=$($SUDO "$BIN" run --bundle "$BUNDLE" demo) || {
+	echo "setup.sh: barge-runc run failed (exit $?)" >&2
+	exit 1
+}
+printf '%s\n' "$out"
+if ! grep -q "hello from inside" <<<"$out"; then
+	echo "setup.sh: barge-runc exited 0 but the container printed no hello" >&2
+	exit 1
+fi
+echo "==> done: barge-runc ran a container. Tests: sudo .ci/run (see README.md)"

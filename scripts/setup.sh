@@ -57,6 +57,7 @@ BIN=$(realpath "$BIN")
 
 BUNDLE=${BUNDLE:-/tmp/barge-bundle}
 echo "==> making a busybox bundle at $BUNDLE"
+# shellcheck disable=SC2016 # expanded by the sh inside the container
 $SUDO bash scripts/make-test-bundle.sh "$BUNDLE" sh -c 'echo "hello from inside barge-runc: $(hostname), pid $$"'
 
 echo "==> $SUDO $BIN run --bundle $BUNDLE demo"

@@ -17,6 +17,9 @@ use cli::{Cli, Command, CreateArgs, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
+    if cli.debug {
+        barge_runtime::log::enable();
+    }
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

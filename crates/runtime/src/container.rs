@@ -141,6 +141,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     utils::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    crate::debug!("config loaded");
     let loaded = config::load(&bundle)?;
     let spec = &loaded.spec;
     config::validate(spec, true)?;
@@ -213,6 +214,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     // of its own.
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
+    crate::debug!("cgroup open");
     let cg = cgroups::open(cgroups_path.as_deref(), &opts.id)?;
     cg.create()?;
     cleanup.cgroup = Some(cg);
@@ -264,6 +266,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         None => None,
     };
 
+    crate::debug!("before clone");
     let (listen, extra_env) = listen_fds();
     let (parent_ch, child_ch) = Channel::pair()?;
     let cgroup_mounts = cg.mounts();
@@ -303,6 +306,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     if new_ns_has(spec, LinuxNamespaceType::User) {
         write_id_maps(pid, spec)?;
     }
+    crate::debug!("child cloned");
     cg.add_task(pid)?;
     parent_ch.send(channel::GO, pid.to_string().as_bytes())?;
 
@@ -356,6 +360,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         }
     };
 
+    crate::debug!("child ready");
     let pid_start = utils::proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
     let config_raw = serde_json::value::RawValue::from_string(
         String::from_utf8(loaded.raw.clone())
@@ -413,6 +418,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         )?;
     }
 
+    crate::debug!("state saved");
     if mode == Mode::Create {
         cleanup.armed = false;
         return Ok(0);
@@ -425,9 +431,11 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     };
     parent_ch.send(channel::START, b"")?;
     cleanup.armed = false;
+    crate::debug!("started");
     run_poststart(&container, spec);
     let Some(sigfd) = sigfd else { return Ok(0) };
     let code = crate::tty::wait_forwarding(pid, sigfd, pty_master)?;
+    crate::debug!("exited");
     destroy(&container, Some(spec));
     Ok(code)
 }
@@ -588,8 +596,10 @@ fn wait_gone(c: &Container, timeout: Duration) -> bool {
 /// Remove a stopped container: leftover processes, cgroup, poststop hooks,
 /// state directory.
 fn destroy(c: &Container, spec: Option<&Spec>) {
+    crate::debug!("destroy: begin");
     if let Ok(cg) = c.cgroup() {
         kill_cgroup(cg.as_ref());
+        crate::debug!("destroy: cgroup empty");
         if let Err(e) = cg.destroy() {
             eprintln!("warning: {e}");
         }
@@ -605,6 +615,7 @@ fn destroy(c: &Container, spec: Option<&Spec>) {
         }
     }
     let _ = std::fs::remove_dir_all(&c.dir);
+    crate::debug!("destroy: done");
 }
 
 /// `delete [--force]`.

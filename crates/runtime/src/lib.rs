@@ -16,6 +16,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod log;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

@@ -57,7 +57,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Write a file atomically: temp file in the same directory, fsync, rename.
+/// Write a file atomically: temp file in the same directory, then rename.
+/// Readers see the old or the new content, never a mix. No fsync: runtime
+/// state lives on a tmpfs (/run) and dies with the boot anyway, and a
+/// container start must not wait for the disk.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -74,13 +77,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write()
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .ctx(|| format!("write {}", path.display()))
 }

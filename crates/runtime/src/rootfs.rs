@@ -355,6 +355,25 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
+/// Check where a resolved target really is: a symlink inside the rootfs
+/// may lead to /proc, which the literal destination did not show.
+fn check_resolved(ctx: &RootfsContext, target: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
+    let real = std::fs::read_link(fd_path(target)).ctx(|| format!("resolve {}", dest.display()))?;
+    let inside = real
+        .strip_prefix(&ctx.root.path)
+        .map(|r| Path::new("/").join(r))
+        .map_err(|_| {
+            RuntimeError::Config(format!(
+                "mount destination {} resolves outside the rootfs",
+                dest.display()
+            ))
+        })?;
+    if inside != Path::new("/").join(relative(dest)) {
+        check_proc_dest(&inside, typ)?;
+    }
+    Ok(())
+}
+
 fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
     let typ = m.typ().clone().unwrap_or_default();
     let dest = m.destination();
@@ -374,6 +393,7 @@ fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
         } else {
             root.create_file(dest)?
         };
+        check_resolved(ctx, target.as_fd(), dest, "bind")?;
         let tpath = fd_path(target.as_fd());
         let rec = opts.flags & libc::MS_REC;
         sys::mount(Some(&src), &tpath, Some("bind"), libc::MS_BIND | rec, None)
@@ -398,6 +418,7 @@ fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
         _ => {}
     }
     let target = root.mkdir_all(dest, 0o755)?;
+    check_resolved(ctx, target.as_fd(), dest, &typ)?;
     let tpath = fd_path(target.as_fd());
     let data = opts.data.join(",");
     let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&typ));

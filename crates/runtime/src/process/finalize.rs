@@ -214,6 +214,17 @@ pub fn switch_identity(
             errno_text(&e)
         ))
     })?;
+    // A cwd reached through an inherited fd (/proc/self/fd/N) could be a
+    // host directory (CVE-2024-21626): getcwd fails for a cwd outside root.
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(RuntimeError::Init(format!(
+                "process cwd \"{}\" is outside the container's root filesystem",
+                cwd.display()
+            )))
+        }
+    }
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
     }

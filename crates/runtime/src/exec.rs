@@ -237,6 +237,7 @@ fn exec_child(
         sys::set_controlling_tty(slave.as_fd()).ctx(|| "set controlling terminal".into())?;
     }
     finalize::apply_limits(process)?;
+    finalize::apply_personality(spec)?;
     let exec = finalize::prepare_exec(process, &[])?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let _notify = finalize::switch_identity(process, seccomp, userns)?;

@@ -8,7 +8,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
+    LinuxSeccomp, PosixRlimitType, Process, Scheduler,
+};
 
 use crate::error::{io_err, Context, Result, RuntimeError};
 use crate::sys;
@@ -60,11 +63,79 @@ pub fn apply_limits(process: &Process) -> Result<()> {
             ))
         })?;
     }
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        sys::ioprio_set_self(class, io.priority())
+            .ctx(|| format!("set io priority {:?} {}", io.class(), io.priority()))?;
+    }
+    if let Some(sch) = process.scheduler() {
+        apply_scheduler(sch)?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .ctx(|| format!("set oom_score_adj to {adj}"))?;
     }
     Ok(())
+}
+
+fn apply_scheduler(s: &Scheduler) -> Result<()> {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => {
+            return Err(RuntimeError::Config(
+                "process.scheduler.policy SCHED_ISO is not implemented by Linux".into(),
+            ))
+        }
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let mut attr = sys::SchedAttr {
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: s.nice().unwrap_or(0),
+        sched_priority: s.priority().unwrap_or(0) as u32,
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    sys::sched_setattr_self(&mut attr).ctx(|| format!("set scheduler {:?}", s.policy()))
+}
+
+/// Apply linux.personality (before exec; it is inherited across it).
+pub fn apply_personality(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    if let Some(f) = p.flags().as_ref().filter(|f| !f.is_empty()) {
+        return Err(RuntimeError::Config(format!(
+            "linux.personality.flags {f:?}: no flags are defined by the spec"
+        )));
+    }
+    sys::personality(persona).ctx(|| format!("set personality {:?}", p.domain()))
 }
 
 /// The environment: the config's, plus HOME from /etc/passwd when missing.

@@ -102,6 +102,9 @@ pub fn join_namespaces(join: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
 }
 
 fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
+    // Inherited descriptors beyond the preserved ones must not reach hooks
+    // or the container (ours are close-on-exec already).
+    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark fds close-on-exec".into())?;
     // Die with the runtime while setting up; cleared before Ready.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .ctx(|| "set pdeathsig".into())?;
@@ -202,6 +205,7 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         }
     }
     finalize::apply_limits(process)?;
+    finalize::apply_personality(a.spec)?;
     let exec = finalize::prepare_exec(process, &a.extra_env)?;
     let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let notify = finalize::switch_identity(process, seccomp, userns)?;

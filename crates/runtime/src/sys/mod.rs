@@ -681,3 +681,40 @@ pub fn clock_ticks() -> i64 {
     // SAFETY: sysconf only reads its integer argument.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as i64 }
 }
+
+/// `personality(2)`.
+pub fn personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality only reads its integer argument.
+    check(unsafe { libc::personality(persona) }).map(drop)
+}
+
+/// `ioprio_set(2)` for the calling process.
+pub fn ioprio_set_self(class: i64, level: i64) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    let prio = (class << 13) | level;
+    // SAFETY: ioprio_set only reads its integer arguments.
+    check_long(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })
+        .map(drop)
+}
+
+/// The `sched_attr` of sched_setattr(2).
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub sched_policy: u32,
+    pub sched_flags: u64,
+    pub sched_nice: i32,
+    pub sched_priority: u32,
+    pub sched_runtime: u64,
+    pub sched_deadline: u64,
+    pub sched_period: u64,
+}
+
+/// `sched_setattr(2)` for the calling thread.
+pub fn sched_setattr_self(attr: &mut SchedAttr) -> io::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: attr points at a valid sched_attr whose size field is set.
+    check_long(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) })
+        .map(drop)
+}

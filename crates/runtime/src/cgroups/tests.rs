@@ -502,11 +502,13 @@ fn hybrid_layout_routes_hugetlb_and_unified_to_v2() {
         ],
     );
     cg.create().unwrap();
-    assert_eq!(read(t.join("unified/cgroup.subtree_control")), "+hugetlb");
+    // Joining the unified tree enables nothing until a limit needs it.
+    assert_eq!(read(t.join("unified/cgroup.subtree_control")), "");
     cg.apply(&res(
         r#"{"hugepageLimits": [{"pageSize": "1GB", "limit": 1073741824}]}"#,
     ))
     .unwrap();
+    assert_eq!(read(t.join("unified/cgroup.subtree_control")), "+hugetlb");
     assert_eq!(read(t.join("unified/x/hugetlb.1GB.max")), "1073741824");
     cg.add_task(4242).unwrap();
     for d in ["unified", "cpu", "cpuacct", "memory", "systemd"] {

@@ -281,7 +281,10 @@ impl V1Cgroup {
             return Ok(());
         }
         match &self.unified {
-            Some(u) => u.apply_hugetlb(res),
+            Some(u) => {
+                super::v2::enable_controllers(u.root(), u.path())?;
+                u.apply_hugetlb(res)
+            }
             None => Err(CgroupError::ControllerMissing {
                 controller: "hugetlb".into(),
                 what: "hugepageLimits".into(),
@@ -378,8 +381,11 @@ impl Cgroup for V1Cgroup {
                 super::mkdir_all(&h.path)?;
             }
         }
+        // The unified tree of a hybrid host is only joined (as runc does);
+        // its controllers are enabled when a limit needs them, so an idle
+        // host keeps hugetlb free to be moved to v1.
         if let Some(u) = &self.unified {
-            u.create()?;
+            super::mkdir_all(u.path())?;
         }
         Ok(())
     }
@@ -404,7 +410,10 @@ impl Cgroup for V1Cgroup {
         self.apply_network(res)?;
         if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             match &self.unified {
-                Some(u) => u.apply_unified(res)?,
+                Some(u) => {
+                    super::v2::enable_controllers(u.root(), u.path())?;
+                    u.apply_unified(res)?
+                }
                 None => {
                     return Err(CgroupError::Unsupported {
                         what: "linux.resources.unified".into(),

@@ -15,7 +15,7 @@
 #                 (BARGE_KEEP_HYBRID_FIX=1 keeps it). Without it crun is skipped.
 #   --no-build    do not run `cargo build --release -p barge-runc`
 # env: RUNS (30), WARMUP (3), RSS_RUNS (10), BARGE_RUNC_BIN (barge binary,
-#      default target/release/barge-runc; setting it implies --no-build),
+#      default target/x86_64-unknown-linux-gnu/release/barge-runc; setting it implies --no-build),
 #      CRUN (/usr/bin/crun), RUNC (/usr/sbin/runc), CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -54,7 +54,7 @@ if [ "$BUILD" = 1 ]; then
 	(cd "$repo" && cargo build --release -p barge-runc >&2)
 fi
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-BARGE=${BARGE_RUNC_BIN:-$target_dir/release/barge-runc}
+BARGE=${BARGE_RUNC_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/barge-runc}
 CRUN=${CRUN:-/usr/bin/crun}
 RUNC=${RUNC:-/usr/sbin/runc}
 

@@ -4,9 +4,9 @@
 #   1. installs the Debian packages Barge needs to build and test (build deps,
 #      busybox-static, and the peers the tests drive: runc, crun, podman,
 #      containerd, hyperfine, ...), via sudo unless already root;
-#   2. builds target/release/barge-runc (`cargo build --release -p barge-runc`);
+#   2. builds target/x86_64-unknown-linux-gnu/release/barge-runc (`cargo build --release -p barge-runc`);
 #   3. makes a busybox OCI bundle at /tmp/barge-bundle (scripts/make-test-bundle.sh);
-#   4. runs it: `sudo target/release/barge-runc run --bundle /tmp/barge-bundle demo`,
+#   4. runs it: `sudo target/x86_64-unknown-linux-gnu/release/barge-runc run --bundle /tmp/barge-bundle demo`,
 #      which prints a hello from inside the container.
 #
 # usage: ./scripts/setup.sh [--deps-only]
@@ -52,7 +52,7 @@ fi
 
 echo "==> cargo build --release -p barge-runc"
 cargo build --release -p barge-runc
-BIN=${CARGO_TARGET_DIR:-target}/release/barge-runc
+BIN=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/barge-runc
 BIN=$(realpath "$BIN")
 
 BUNDLE=${BUNDLE:-/tmp/barge-bundle}

@@ -44,11 +44,8 @@ pub fn load(bundle: &Path) -> Result<LoadedConfig> {
 
 /// Parse config JSON, reporting the path of the offending field.
 pub fn parse(raw: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let mut msg = inner.to_string();
+    serde_json::from_slice::<Spec>(raw).map_err(|e| {
+        let mut msg = e.to_string();
         // serde lists every accepted variant; keep the message to one short line.
         if let Some(i) = msg.find(", expected one of") {
             let tail = msg
@@ -58,12 +55,88 @@ pub fn parse(raw: &[u8]) -> Result<Spec> {
             msg.truncate(i);
             msg.push_str(&tail);
         }
-        if field.is_empty() || field == "." {
+        let field = json_path_at(raw, e.line(), e.column());
+        if field.is_empty() {
             RuntimeError::Config(format!("config.json: {msg}"))
         } else {
             RuntimeError::Config(format!("config.json: {field}: {msg}"))
         }
     })
+}
+
+/// The JSON path (`process.args`, `mounts[2].options`) of the value at a
+/// 1-based line and column, found by scanning the text. Used only to word
+/// error messages; a scanner is far smaller than a path-tracking
+/// deserializer.
+pub fn json_path_at(raw: &[u8], line: usize, column: usize) -> String {
+    enum Frame {
+        Obj(Option<String>),
+        Arr(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let (mut l, mut c) = (1usize, 0usize);
+    let mut i = 0;
+    let mut last_string: Option<String> = None;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\n' {
+            l += 1;
+            c = 0;
+        } else {
+            c += 1;
+        }
+        if l > line || (l == line && c >= column) {
+            break;
+        }
+        match b {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < raw.len() && raw[i] != b'"' {
+                    if raw[i] == b'\\' {
+                        i += 1;
+                        c += 1;
+                    }
+                    i += 1;
+                    c += 1;
+                }
+                last_string =
+                    Some(String::from_utf8_lossy(&raw[start..i.min(raw.len())]).into_owned());
+                c += 1;
+            }
+            b':' => {
+                if let Some(Frame::Obj(k)) = stack.last_mut() {
+                    *k = last_string.take();
+                }
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Arr(n)) => *n += 1,
+                Some(Frame::Obj(k)) => *k = None,
+                None => {}
+            },
+            b'{' => stack.push(Frame::Obj(None)),
+            b'[' => stack.push(Frame::Arr(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut out = String::new();
+    for f in &stack {
+        match f {
+            Frame::Obj(Some(k)) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Frame::Obj(None) => {}
+            Frame::Arr(n) => out.push_str(&format!("[{n}]")),
+        }
+    }
+    out
 }
 
 /// The rootfs directory of a bundle, absolute.
@@ -262,6 +335,15 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("process.args"), "{e}");
+    }
+
+    #[test]
+    fn finds_the_json_path_of_a_position() {
+        let j = "{\"a\": {\"b\": [1, {\"c\": \"x\"}]},\n \"d\": 2}";
+        // the "x" value
+        let col = j.find("\"x\"").unwrap() + 2;
+        assert_eq!(json_path_at(j.as_bytes(), 1, col), "a.b[1].c");
+        assert_eq!(json_path_at(j.as_bytes(), 2, 7), "d");
     }
 
     #[test]

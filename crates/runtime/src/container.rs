@@ -307,8 +307,18 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         write_id_maps(pid, spec)?;
     }
     crate::debug!("child cloned");
-    cg.add_task(pid)?;
     parent_ch.send(channel::GO, pid.to_string().as_bytes())?;
+    cg.add_task(pid)?;
+    if let Err(e) = parent_ch.send(channel::CGROUP, b"") {
+        // The init failed meanwhile: its own message says why.
+        return Err(match parent_ch.recv() {
+            Ok(Some(m)) if m.tag == channel::ERROR => {
+                RuntimeError::Init(String::from_utf8_lossy(&m.payload).into_owned())
+            }
+            _ => e,
+        });
+    }
+    crate::debug!("cgroup joined");
 
     let annotations = spec.annotations().clone();
     let mut pty_master = None;

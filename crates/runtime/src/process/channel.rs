@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! parent                                   child (after clone)
-//!   write uid/gid maps, join cgroup
-//!   1. Go(pid)  ------------------------->  set up namespaces, mounts
+//!   write uid/gid maps
+//!   1. Go(pid)  ------------------------->  join namespaces, hostname, rootfs bind
+//!   join the cgroup (a cgroup v1 move can
+//!   wait an RCU grace period: the child
+//!   works meanwhile)
+//!   1b. Cgroup ------------------------->   cgroup namespace, mounts, /dev
 //!                <-----------------------  2. Hooks   (only if prestart/createRuntime hooks exist)
 //!   run prestart + createRuntime hooks
 //!   3. HooksDone ------------------------>  createContainer hooks, pivot_root, ...
@@ -25,6 +29,7 @@ use crate::error::{Result, RuntimeError};
 use crate::sys;
 
 pub const GO: u8 = b'G';
+pub const CGROUP: u8 = b'C';
 pub const HOOKS: u8 = b'H';
 pub const HOOKS_DONE: u8 = b'h';
 pub const READY: u8 = b'R';

@@ -108,7 +108,7 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
     // Die with the runtime while setting up; cleared before Ready.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .ctx(|| "set pdeathsig".into())?;
-    // 1. wait for the parent: uid/gid maps written, cgroup joined.
+    // 1. wait for the parent: uid/gid maps written.
     let go = a.channel.expect(channel::GO)?;
     let host_pid: i32 = String::from_utf8_lossy(&go.payload).parse().unwrap_or(0);
     let is_new = |t| a.new_ns.contains(&t);
@@ -117,10 +117,8 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         sys::setresgid(0).ctx(|| "setgid 0 in the user namespace".into())?;
         sys::setresuid(0).ctx(|| "setuid 0 in the user namespace".into())?;
     }
+    crate::debug!("init: go");
     join_namespaces(&a.join)?;
-    if is_new(LinuxNamespaceType::Cgroup) {
-        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
-    }
     if is_new(LinuxNamespaceType::Time) {
         sys::unshare(libc::CLONE_NEWTIME).ctx(|| "unshare time namespace".into())?;
         write_time_offsets(a.spec)?;
@@ -146,7 +144,9 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
     }
     sys::umask(0);
     let own_mount_ns = is_new(LinuxNamespaceType::Mount);
+    let mut joined = false;
     if own_mount_ns {
+        crate::debug!("init: namespaces done");
         rootfs::prepare(a.spec, a.rootfs)?;
         let root = Root::open(a.rootfs)?;
         let ctx = RootfsContext {
@@ -157,8 +157,27 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
             cgroupns: is_new(LinuxNamespaceType::Cgroup),
             userns,
         };
+        crate::debug!("init: rootfs bound");
+        // A cgroup2 mount in a cgroup namespace shows the namespace's root:
+        // only then must the mounts wait for the cgroup.
+        let cgroup2_in_ns = ctx.cgroupns
+            && a.cgroup_mounts.iter().all(|m| m.name.is_empty())
+            && a.spec
+                .mounts()
+                .iter()
+                .flatten()
+                .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+        if cgroup2_in_ns {
+            wait_cgroup(a)?;
+            joined = true;
+        }
         rootfs::mount_all(&ctx)?;
+        crate::debug!("init: mounts done");
         rootfs::setup_dev(&ctx)?;
+    }
+    // Hooks may look at the process's cgroup: from here on it is in place.
+    if !joined {
+        wait_cgroup(a)?;
     }
     // 2. prestart and createRuntime hooks, run by the parent.
     let hooks = a.spec.hooks().as_ref();
@@ -184,8 +203,10 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         &state,
     )?;
     if own_mount_ns {
+        crate::debug!("init: hooks done");
         rootfs::pivot(a.rootfs, a.no_pivot)?;
     }
+    crate::debug!("init: pivoted");
     let process = a
         .spec
         .process()
@@ -204,11 +225,13 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
                 .ctx(|| format!("set sysctl {k}"))?;
         }
     }
+    crate::debug!("init: rootfs finalized");
     finalize::apply_limits(process)?;
     finalize::apply_personality(a.spec)?;
     let exec = finalize::prepare_exec(process, &a.extra_env)?;
     let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let notify = finalize::switch_identity(process, seccomp, userns)?;
+    crate::debug!("init: identity switched");
     // 4. Ready: from here on the container outlives the runtime.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).ctx(|| "clear pdeathsig".into())?;
     if let Some(m) = pty_for_parent {
@@ -238,6 +261,7 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         hooks.and_then(|h| h.start_container().as_ref()),
         &state,
     )?;
+    crate::debug!("init: exec");
     finalize::close_extra_fds(a.preserve_fds)?;
     let e = sys::execve(&exec.path, &exec.argv, &exec.envp);
     Err(RuntimeError::Init(format!(
@@ -249,6 +273,17 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
             .map(String::as_str)
             .unwrap_or("")
     )))
+}
+
+/// Wait until the parent has moved us into the container's cgroup, then
+/// make that cgroup the root of a new cgroup namespace.
+fn wait_cgroup(a: &InitArgs) -> Result<()> {
+    a.channel.expect(channel::CGROUP)?;
+    crate::debug!("init: in cgroup");
+    if a.new_ns.contains(&LinuxNamespaceType::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    Ok(())
 }
 
 /// Block until `start` opens the FIFO for reading, then tell it we are going.

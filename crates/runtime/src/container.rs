@@ -440,6 +440,15 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         None
     };
     parent_ch.send(channel::START, b"")?;
+    // The init's end closes when the process is executed; an Error means a
+    // startContainer hook or the exec failed.
+    if let Some(m) = parent_ch.recv()? {
+        if m.tag == channel::ERROR {
+            return Err(RuntimeError::Init(
+                String::from_utf8_lossy(&m.payload).into_owned(),
+            ));
+        }
+    }
     cleanup.armed = false;
     crate::debug!("started");
     run_poststart(&container, spec);
@@ -531,19 +540,29 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         .custom_flags_nonblock()
         .open(&fifo)
         .ctx(|| format!("open {}", fifo.display()))?;
-    let mut buf = [0u8; 1];
+    // "0" once startContainer hooks ran, then EOF when the process is
+    // executed (the init's end is close-on-exec): poststart runs after that.
+    let mut buf = [0u8; 16];
+    let mut got_go = false;
     loop {
         let r = sys::poll(&[(f.as_fd(), libc::POLLIN)], 100)
             .map_err(|e| io_err("poll exec fifo", e))?;
-        if r[0] & libc::POLLIN != 0 {
+        if r[0] & (libc::POLLIN | libc::POLLHUP) != 0 {
             let n = sys::read(f.as_fd(), &mut buf).map_err(|e| io_err("read exec fifo", e))?;
-            if n == 1 {
+            if n > 0 {
+                got_go = true;
+                continue;
+            }
+            if got_go {
                 break;
             }
         }
         if !c.init_alive() {
+            if got_go {
+                break;
+            }
             return Err(RuntimeError::State(format!(
-                "container \"{id}\" init exited before it was started"
+                "container \"{id}\" init exited before it was started (did a startContainer hook fail?)"
             )));
         }
     }

@@ -242,13 +242,16 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         None => a.channel.send(channel::READY, b"")?,
     }
     drop(notify);
-    // 5. wait for start.
-    match &a.start {
-        StartSignal::Fifo(fd) => wait_fifo(fd.as_fd())?,
+    // 5. wait for start. The FIFO (or the channel) stays open, close-on-exec,
+    // so `start` sees it close exactly when the process has been executed:
+    // poststart hooks then run after it, as the spec orders.
+    let fifo = match &a.start {
+        StartSignal::Fifo(fd) => Some(open_fifo(fd.as_fd())?),
         StartSignal::Channel => {
             a.channel.expect(channel::START)?;
+            None
         }
-    }
+    };
     let state = crate::state::spec_state(
         a.id,
         crate::state::Status::Created,
@@ -261,6 +264,9 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         hooks.and_then(|h| h.start_container().as_ref()),
         &state,
     )?;
+    if let Some(f) = &fifo {
+        sys::write_all(f.as_fd(), b"0").ctx(|| "write exec fifo".into())?;
+    }
     crate::debug!("init: exec");
     finalize::close_extra_fds(a.preserve_fds)?;
     let e = sys::execve(&exec.path, &exec.argv, &exec.envp);
@@ -286,14 +292,13 @@ fn wait_cgroup(a: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Block until `start` opens the FIFO for reading, then tell it we are going.
-fn wait_fifo(fd: BorrowedFd) -> Result<()> {
+/// Block until `start` opens the FIFO for reading.
+fn open_fifo(fd: BorrowedFd) -> Result<std::fs::File> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
-        .ctx(|| "open exec fifo (is /proc mounted in the container?)".into())?;
-    sys::write_all(f.as_fd(), b"0").ctx(|| "write exec fifo".into())
+        .ctx(|| "open exec fifo (is /proc mounted in the container?)".into())
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {

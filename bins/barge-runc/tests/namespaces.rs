@@ -284,3 +284,34 @@ fn ipc_namespace_is_private() {
     assert_eq!(lines[0], "1", "only the header: no host shm segments");
     assert_ne!(lines[1], host_ns("ipc"));
 }
+
+/// A new user namespace that also joins a network namespace owned by the
+/// host (Kubernetes' pod sandbox with user namespaces): the join happens
+/// before the user namespace is made, and the container is still pid 1 and
+/// root only inside.
+#[test]
+fn new_user_namespace_joins_a_host_owned_network_namespace() {
+    require_root!();
+    let holder = HostProcess::spawn("unshare", &["--net", "sleep", "1000"]);
+    let pid = holder.pid();
+    assert!(wait_until(WAIT_TIMEOUT, || {
+        fs::read_link(format!("/proc/{pid}/ns/net"))
+            .map(|l| l.to_string_lossy() != host_ns("net"))
+            .unwrap_or(false)
+    }));
+    let target = fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    b.user_namespace(100000, 65536);
+    b.namespace("network", Some(&format!("/proc/{pid}/ns/net")));
+    b.sh("readlink /proc/self/ns/net; echo $$; id -u; cat /proc/self/uid_map");
+
+    let out = rt.run(&rt.id("userns-joinnet"), &b).ok();
+
+    let lines = out.lines();
+    assert_eq!(lines[0], target.to_string_lossy(), "{out}");
+    assert_eq!(lines[1], "1", "pid 1 in its own pid namespace: {out}");
+    assert_eq!(lines[2], "0", "{out}");
+    let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(norm(&lines[3]), "0 100000 65536", "{out}");
+}

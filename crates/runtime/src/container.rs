@@ -270,6 +270,17 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     let (listen, extra_env) = listen_fds();
     let (parent_ch, child_ch) = Channel::pair()?;
     let cgroup_mounts = cg.mounts();
+    // A new user namespace that must also join namespaces owned by the host
+    // (a pod's network namespace, say): the joins happen first, with the
+    // host's privileges, then the user namespace and the rest are unshared
+    // by a first child that forks the init (see init::two_stage).
+    let two_stage = new_ns.contains(&LinuxNamespaceType::User)
+        && join
+            .iter()
+            .any(|(t, _)| !matches!(t, LinuxNamespaceType::User | LinuxNamespaceType::Pid));
+    if two_stage {
+        clone_flags = 0;
+    }
     let forked = sys::clone_fork(clone_flags);
     if let Some(own) = &own_pidns {
         let _ = sys::setns(own.as_fd(), libc::CLONE_NEWPID);
@@ -279,7 +290,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
             drop(parent_ch);
             // The child must never run the parent's cleanup.
             std::mem::forget(cleanup);
-            init::run(InitArgs {
+            let args = InitArgs {
                 id: &opts.id,
                 spec,
                 bundle: &bundle,
@@ -294,7 +305,12 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds + listen,
                 extra_env,
-            })
+            };
+            if two_stage {
+                init::two_stage(args)
+            } else {
+                init::run(args)
+            }
         }
         Forked::Parent(pid) => pid,
     };
@@ -303,9 +319,45 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     drop(start);
     cleanup.pid = Some(pid);
 
-    if new_ns_has(spec, LinuxNamespaceType::User) {
-        write_id_maps(pid, spec)?;
-    }
+    let pid = if two_stage {
+        // Stage 1 asks for its user namespace's maps, then reports the init.
+        let first = pid;
+        loop {
+            let m = parent_ch.recv()?.ok_or_else(|| {
+                RuntimeError::Init("container setup exited before forking the init".into())
+            })?;
+            match m.tag {
+                channel::USERNS => {
+                    write_id_maps(first, spec)?;
+                    parent_ch.send(channel::USERNS_DONE, b"")?;
+                }
+                channel::INIT_PID => {
+                    let _ = sys::waitpid(first, false);
+                    let init: i32 = String::from_utf8_lossy(&m.payload).parse().map_err(|_| {
+                        RuntimeError::Other("sync: bad init pid from stage 1".into())
+                    })?;
+                    cleanup.pid = Some(init);
+                    break init;
+                }
+                channel::ERROR => {
+                    return Err(RuntimeError::Init(
+                        String::from_utf8_lossy(&m.payload).into_owned(),
+                    ))
+                }
+                t => {
+                    return Err(RuntimeError::Other(format!(
+                        "sync: unexpected message '{}'",
+                        t as char
+                    )))
+                }
+            }
+        }
+    } else {
+        if new_ns_has(spec, LinuxNamespaceType::User) {
+            write_id_maps(pid, spec)?;
+        }
+        pid
+    };
     crate::debug!("child cloned");
     parent_ch.send(channel::GO, pid.to_string().as_bytes())?;
     cg.add_task(pid)?;

@@ -30,6 +30,11 @@ use crate::sys;
 
 pub const GO: u8 = b'G';
 pub const CGROUP: u8 = b'C';
+/// Two-stage start (new user namespace + joined ones): stage 1 asks for
+/// its uid/gid maps, then reports the pid of the init it forked.
+pub const USERNS: u8 = b'U';
+pub const USERNS_DONE: u8 = b'u';
+pub const INIT_PID: u8 = b'I';
 pub const HOOKS: u8 = b'H';
 pub const HOOKS_DONE: u8 = b'h';
 pub const READY: u8 = b'R';

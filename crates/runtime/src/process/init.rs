@@ -69,6 +69,60 @@ pub fn run(args: InitArgs) -> ! {
     sys::exit_now(1)
 }
 
+/// Stage 1 of a two-stage start: join the namespaces given by path while
+/// still privileged on the host, create the user namespace (the parent
+/// writes its maps), unshare the other new namespaces inside it, and fork
+/// the init as a sibling (CLONE_PARENT) so the runtime stays its parent.
+/// Never returns.
+pub fn two_stage(mut args: InitArgs) -> ! {
+    sys::unblock_all_signals();
+    let stage1 = || -> Result<()> {
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .ctx(|| "set pdeathsig".into())?;
+        join_namespaces(&args.join)?;
+        sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
+        args.channel.send(channel::USERNS, b"")?;
+        args.channel.expect(channel::USERNS_DONE)?;
+        sys::setresgid(0).ctx(|| "setgid 0 in the user namespace".into())?;
+        sys::setresuid(0).ctx(|| "setuid 0 in the user namespace".into())?;
+        let mut flags = 0;
+        for t in &args.new_ns {
+            if !matches!(
+                t,
+                LinuxNamespaceType::User | LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time
+            ) {
+                flags |= ns_flag(*t);
+            }
+        }
+        sys::unshare(flags).ctx(|| "unshare namespaces".into())?;
+        Ok(())
+    };
+    if let Err(e) = stage1() {
+        let _ = args.channel.send(channel::ERROR, e.to_string().as_bytes());
+        sys::exit_now(1);
+    }
+    match sys::clone_fork(libc::CLONE_PARENT) {
+        Ok(sys::Forked::Child) => {
+            // Already joined and already root in the user namespace.
+            args.join.clear();
+            run(args)
+        }
+        Ok(sys::Forked::Parent(pid)) => {
+            let _ = args
+                .channel
+                .send(channel::INIT_PID, pid.to_string().as_bytes());
+            sys::exit_now(0)
+        }
+        Err(e) => {
+            let _ = args.channel.send(
+                channel::ERROR,
+                format!("fork the container init: {e}").as_bytes(),
+            );
+            sys::exit_now(1)
+        }
+    }
+}
+
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
     match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,

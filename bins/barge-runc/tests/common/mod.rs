@@ -919,6 +919,16 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Adopted processes first: a killed pid namespace's init only
+        // finishes exiting once every process of the namespace is reaped,
+        // and as subreaper the test process is the one that reaps these.
+        for pid in self.adopted.borrow().iter().copied() {
+            if pid_alive(pid) {
+                signal_pid(pid, libc::SIGKILL);
+                wait_until(Duration::from_secs(5), || !pid_alive(pid));
+            }
+            reap(pid);
+        }
         let tracked: Vec<(String, Option<i32>)> = self
             .containers
             .borrow()
@@ -943,13 +953,6 @@ impl Drop for Runtime {
             for dir in cgroup_dirs(&id) {
                 let _ = fs::remove_dir(&dir);
             }
-        }
-        for pid in self.adopted.borrow().iter().copied() {
-            if pid_alive(pid) {
-                signal_pid(pid, libc::SIGKILL);
-                wait_until(Duration::from_secs(5), || !pid_alive(pid));
-            }
-            reap(pid);
         }
         // Bundles kept alive by `keep` are removed after this, when the
         // fields drop.

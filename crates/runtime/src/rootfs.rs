@@ -194,35 +194,28 @@ impl Root {
 
     /// Resolve a directory, creating it and its parents inside the rootfs.
     pub fn mkdir_all(&self, p: &Path, mode: u32) -> Result<OwnedFd> {
-        match self.resolve(p) {
-            Ok(fd) => return Ok(fd),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(io_err(format!("resolve {} in the rootfs", p.display()), e)),
-        }
-        let rel = relative(p);
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            return Err(RuntimeError::Other(format!(
-                "cannot create {}",
-                p.display()
-            )));
-        };
-        let pfd = self.mkdir_all(&Path::new("/").join(parent), mode)?;
-        let cname = sys::cstr(name).ctx(|| p.display().to_string())?;
-        match sys::mkdirat(pfd.as_fd(), &cname, mode) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(io_err(format!("mkdir {} in the rootfs", p.display()), e)),
-        }
-        self.resolve(p)
-            .ctx(|| format!("resolve {} in the rootfs", p.display()))
+        self.make(p, Some(mode), 0)
     }
 
     /// Resolve a file, creating it (empty) and its parents if missing.
     pub fn create_file(&self, p: &Path) -> Result<OwnedFd> {
+        self.make(p, None, 0)
+    }
+
+    /// Resolve `p`, creating what is missing: a directory (`dir_mode`) or
+    /// an empty file. A dangling symlink on the way is followed inside the
+    /// rootfs and its target created there, as runc does.
+    fn make(&self, p: &Path, dir_mode: Option<u32>, depth: u32) -> Result<OwnedFd> {
         match self.resolve(p) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(io_err(format!("resolve {} in the rootfs", p.display()), e)),
+        }
+        if depth > 40 {
+            return Err(RuntimeError::Other(format!(
+                "{}: too many levels of symbolic links",
+                p.display()
+            )));
         }
         let rel = relative(p);
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
@@ -231,17 +224,38 @@ impl Root {
                 p.display()
             )));
         };
-        let pfd = self.mkdir_all(&Path::new("/").join(parent), 0o755)?;
-        // Create with no symlink following at all: the name must be a new file.
-        let _ = sys::openat2(
-            pfd.as_fd(),
-            Path::new(name),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
-            0o644,
-            0x04, /* RESOLVE_NO_SYMLINKS */
-        );
+        let parent = Path::new("/").join(parent);
+        let pfd = self.make(&parent, Some(0o755), depth)?;
+        let cname = sys::cstr(name).ctx(|| p.display().to_string())?;
+        let made = match dir_mode {
+            Some(mode) => sys::mkdirat(pfd.as_fd(), &cname, mode),
+            // No symlink following at all: the name must be a new file.
+            None => sys::openat2(
+                pfd.as_fd(),
+                Path::new(name),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+                0x04, /* RESOLVE_NO_SYMLINKS */
+            )
+            .map(drop),
+        };
+        match made {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Something is there but did not resolve: a dangling symlink.
+                if let Ok(target) = std::fs::read_link(fd_path(pfd.as_fd()).join(name)) {
+                    let next = if target.is_absolute() {
+                        target
+                    } else {
+                        parent.join(target)
+                    };
+                    return self.make(&Path::new("/").join(relative(&next)), dir_mode, depth + 1);
+                }
+            }
+            Err(e) => return Err(io_err(format!("create {} in the rootfs", p.display()), e)),
+        }
         self.resolve(p)
-            .ctx(|| format!("create {} in the rootfs", p.display()))
+            .ctx(|| format!("resolve {} in the rootfs", p.display()))
     }
 }
 

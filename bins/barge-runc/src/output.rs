@@ -288,7 +288,7 @@ pub fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
     }
     let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPEC)?;
     if rootless {
-        // SAFETY-free: ids come from the process itself.
+        // Map the caller's own ids to root in the container.
         let uid = barge_runtime::sys::geteuid();
         let gid = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::gid(&m))

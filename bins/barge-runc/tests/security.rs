@@ -735,3 +735,45 @@ fn allowed_proc_file_bind_works() {
 
     assert_eq!(out.stdout.trim(), "12345.67 0.00");
 }
+
+/// An image whose /dev is a symlink to an absolute path must not make the
+/// runtime replace or create device nodes on the host: the link resolves
+/// inside the rootfs.
+#[test]
+fn dev_symlinked_out_of_the_rootfs_never_touches_host_files() {
+    require_root!();
+    let rt = Runtime::new();
+    let b = Bundle::with_args(&["sh", "-c", "ls -l /dev/null /dev/ptmx"]);
+    let host = tempfile::tempdir().unwrap();
+    for f in ["ptmx", "null", "zero"] {
+        fs::write(host.path().join(f), "host file\n").unwrap();
+    }
+    // The default bundle mounts a tmpfs on /dev; take it out so the image's
+    // own /dev is what the runtime fills.
+    b.config(|c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["destination"] != "/dev");
+        for m in m.iter_mut() {
+            let d = m["destination"].as_str().unwrap().to_string();
+            if let Some(rest) = d.strip_prefix("/dev/") {
+                m["destination"] = json!(format!("/dev/{rest}"));
+            }
+        }
+    });
+    fs::remove_dir_all(b.rootfs().join("dev")).unwrap();
+    symlink(host.path(), b.rootfs().join("dev")).unwrap();
+
+    let _ = rt.run(&rt.id("devlink"), &b);
+
+    for f in ["ptmx", "null", "zero"] {
+        let p = host.path().join(f);
+        let meta = fs::symlink_metadata(&p).unwrap();
+        assert!(meta.is_file(), "host {} was replaced", p.display());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "host file\n");
+    }
+    let names: Vec<_> = fs::read_dir(host.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "nothing new on the host: {names:?}");
+}

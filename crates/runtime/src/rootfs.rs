@@ -688,9 +688,8 @@ pub fn setup_dev(ctx: &RootfsContext) -> Result<()> {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 // /dev/ptmx may be a device node in the image: replace it.
                 if name == "ptmx" {
-                    // SAFETY-free path: unlinkat through std is not available on fds,
-                    // so go through the rootfs path (already resolved inside it).
-                    let p = ctx.root.path.join("dev/ptmx");
+                    // Through the fd of /dev, which was resolved inside the rootfs.
+                    let p = fd_path(dev.as_fd()).join("ptmx");
                     if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink()) {
                         let _ = std::fs::remove_file(&p);
                         let _ = sys::symlinkat(&t, dev.as_fd(), &n);
@@ -751,8 +750,9 @@ fn make_device(
     ) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            // An existing node of the right kind is kept; anything else is replaced.
-            let p = ctx.root.path.join(&rel);
+            // An existing node of the right kind is kept; anything else is
+            // replaced (through the parent's fd, resolved inside the rootfs).
+            let p = fd_path(pfd.as_fd()).join(name);
             let keep = std::fs::symlink_metadata(&p).is_ok_and(|m| {
                 let ft = m.file_type();
                 (ft.is_char_device() || ft.is_block_device() || ft.is_fifo())

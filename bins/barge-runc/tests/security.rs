@@ -762,6 +762,13 @@ fn dev_symlinked_out_of_the_rootfs_never_touches_host_files() {
     });
     fs::remove_dir_all(b.rootfs().join("dev")).unwrap();
     symlink(host.path(), b.rootfs().join("dev")).unwrap();
+    // Where the link really leads (inside the rootfs) the image has files of
+    // the same names, which the runtime replaces with nodes and links.
+    let inside = b.rootfs().join(host.path().strip_prefix("/").unwrap());
+    fs::create_dir_all(&inside).unwrap();
+    for f in ["ptmx", "null", "zero"] {
+        fs::write(inside.join(f), "image file\n").unwrap();
+    }
 
     let _ = rt.run(&rt.id("devlink"), &b);
 

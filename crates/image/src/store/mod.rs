@@ -1,0 +1,1 @@
+//! The content store (filled in by the store work).

@@ -67,6 +67,8 @@ fn create_options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        keep: false,
+        pidfd_socket: a.pidfd_socket.clone(),
     }
 }
 
@@ -91,15 +93,17 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             no_subreaper: _,
         } => {
             barge_runtime::reexec::ensure_sealed_self()?;
-            if *keep && !*detach {
-                bail!("--keep is only meaningful without --detach; barge-runc deletes a foreground container when it exits");
+            if *keep && *detach {
+                bail!("--keep and --detach cannot be used together: a detached container is never deleted by run");
             }
             let mode = if *detach {
                 Mode::RunDetached
             } else {
                 Mode::Run
             };
-            Ok(container::create(&create_options(cli, create), mode)?)
+            let mut opts = create_options(cli, create);
+            opts.keep = *keep;
+            Ok(container::create(&opts, mode)?)
         }
         Command::Start { id } => {
             container::start(root, id)?;
@@ -143,6 +147,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 detach: a.detach,
                 preserve_fds: a.preserve_fds,
                 ignore_paused: a.ignore_paused,
+                pidfd_socket: a.pidfd_socket.clone(),
             })?)
         }
         Command::Pause { id } => {

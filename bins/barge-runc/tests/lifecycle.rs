@@ -664,3 +664,66 @@ fn exec_into_stopped_container_fails() {
 
     assert!(!out.stderr.is_empty(), "{out}");
 }
+
+#[test]
+fn run_keep_leaves_a_stopped_container_for_delete() {
+    require_root!();
+    let rt = Runtime::new();
+    let b = Bundle::with_args(&["sh", "-c", "exit 4"]);
+    let id = rt.id("keep");
+
+    let out = rt.cmd(&["run", "--keep", "--bundle", b.path().to_str().unwrap(), &id]);
+
+    assert_eq!(out.code(), Some(4), "{out}");
+    assert_eq!(rt.status(&id).as_deref(), Some("stopped"));
+    rt.delete(&id).ok();
+    assert_eq!(rt.status(&id), None);
+}
+
+#[test]
+fn pidfd_socket_receives_a_pidfd_of_the_init() {
+    use std::os::unix::net::UnixListener;
+    require_root!();
+    let rt = Runtime::new();
+    let b = Bundle::with_args(&["sleep", "1000"]);
+    let id = rt.id("pidfd");
+    let sock = rt.scratch().join("pidfd.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 16];
+        let (_, fds) =
+            barge_runtime::sys::socket::recv_fds(std::os::fd::AsFd::as_fd(&conn), &mut buf, 1)
+                .unwrap();
+        let fd = fds.into_iter().next().expect("an fd was sent");
+        let link = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .unwrap();
+        let info = fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .unwrap();
+        (link.to_string_lossy().into_owned(), info)
+    });
+
+    rt.cmd(&[
+        "create",
+        "--pidfd-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+
+    let (link, info) = receiver.join().unwrap();
+    assert!(link.contains("pidfd"), "{link}");
+    let pid = rt.pid(&id);
+    assert!(
+        info.lines().any(|l| l == format!("Pid:\t{pid}")),
+        "pidfd of the init {pid}: {info}"
+    );
+}

@@ -46,6 +46,10 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `run --keep`: leave the stopped container for `delete`.
+    pub keep: bool,
+    /// `--pidfd-socket`: send a pidfd of the init to this unix socket.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Undo a half-made container when `create` fails.
@@ -454,6 +458,9 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         };
         utils::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)?;
     }
+    if let Some(sock) = &opts.pidfd_socket {
+        send_pidfd(sock, pid)?;
+    }
     if let Some(fd) = notify_fd {
         let listener = linux
             .and_then(|l| l.seccomp().as_ref())
@@ -507,7 +514,9 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     let Some(sigfd) = sigfd else { return Ok(0) };
     let code = crate::tty::wait_forwarding(pid, sigfd, pty_master)?;
     crate::debug!("exited");
-    destroy(&container, Some(spec));
+    if !opts.keep {
+        destroy(&container, Some(spec));
+    }
     Ok(code)
 }
 
@@ -550,6 +559,15 @@ fn with_default_devices(res: &LinuxResources) -> Result<LinuxResources> {
     let mut res = res.clone();
     res.set_devices(Some(rules));
     Ok(res)
+}
+
+/// Send a pidfd of `pid` to the unix socket at `path` (runc's --pidfd-socket).
+pub fn send_pidfd(path: &Path, pid: i32) -> Result<()> {
+    let fd = sys::pidfd_open(pid).map_err(|e| io_err(format!("pidfd_open {pid}"), e))?;
+    let sock =
+        UnixStream::connect(path).ctx(|| format!("connect to pidfd socket {}", path.display()))?;
+    sys::socket::send_fds(sock.as_fd(), &[fd.as_fd()], b"pidfd")
+        .ctx(|| format!("send pidfd to {}", path.display()))
 }
 
 fn new_ns_has(spec: &Spec, t: LinuxNamespaceType) -> bool {

@@ -27,6 +27,7 @@ pub struct ExecOptions {
     pub detach: bool,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
@@ -183,6 +184,9 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
             std::env::current_dir().unwrap_or_default().join(pf)
         };
         utils::write_atomic(&pf, child.to_string().as_bytes(), 0o644)?;
+    }
+    if let Some(sock) = &opts.pidfd_socket {
+        crate::container::send_pidfd(sock, child)?;
     }
     let sigfd = if opts.detach {
         None

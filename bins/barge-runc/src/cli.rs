@@ -6,10 +6,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version` output shaped like runc's (managers show its first lines).
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.2.0\nlibseccomp: 2.5 (linked statically)"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "barge-runc",
-    version,
+    version = VERSION,
     about = "A runc-compatible OCI runtime (part of Barge)"
 )]
 pub struct Cli {

@@ -213,33 +213,16 @@ fn exec_child(
         .ctx(|| "set pdeathsig".into())?;
     ch.expect(channel::GO)?;
     init::join_namespaces(join)?;
-    let mut pty_for_parent = None;
-    if process.terminal().unwrap_or(false) {
+    let pty_for_parent = if process.terminal().unwrap_or(false) {
         sys::setsid().ctx(|| "setsid".into())?;
-        let (master, slave_path) =
-            sys::open_pty(Path::new("/dev/ptmx")).ctx(|| "open /dev/ptmx".into())?;
-        if let Some(b) = process.console_size() {
-            let _ = sys::set_winsize(master.as_fd(), b.height() as u16, b.width() as u16);
-        }
-        let slave = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&slave_path)
-            .ctx(|| format!("open {slave_path}"))?;
-        let _ = sys::fchownat_empty(slave.as_fd(), process.user().uid(), u32::MAX);
-        match &console {
-            Some(sock) => {
-                sys::socket::send_fds(sock.as_fd(), &[master.as_fd()], slave_path.as_bytes())
-                    .ctx(|| "send the pty master to the console socket".into())?
-            }
-            None => pty_for_parent = Some(master),
-        }
-        for fd in 0..3 {
-            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&slave), fd)
-                .ctx(|| "dup pty to stdio".into())?;
-        }
-        sys::set_controlling_tty(slave.as_fd()).ctx(|| "set controlling terminal".into())?;
-    }
+        let target = match console {
+            Some(sock) => init::ConsoleTarget::Socket(sock),
+            None => init::ConsoleTarget::Parent,
+        };
+        init::setup_console(&target, process, false)?
+    } else {
+        None
+    };
     finalize::apply_limits(process)?;
     finalize::apply_personality(spec)?;
     let exec = finalize::prepare_exec(process, &[])?;

@@ -267,7 +267,7 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
         .as_ref()
         .ok_or_else(|| RuntimeError::Config("process is missing".into()))?;
     let pty_for_parent = if process.terminal().unwrap_or(false) {
-        setup_console(&a.console, process)?
+        setup_console(&a.console, process, true)?
     } else {
         None
     };
@@ -306,13 +306,6 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
             None
         }
     };
-    let state = crate::state::spec_state(
-        a.id,
-        crate::state::Status::Created,
-        host_pid,
-        a.bundle,
-        a.spec.annotations().as_ref(),
-    );
     crate::hooks::run_all(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
@@ -375,10 +368,13 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
 }
 
 /// Open a pty in the container's devpts, hand the master over, make the
-/// slave the process's stdio and controlling terminal, and /dev/console.
-fn setup_console(
+/// slave the process's stdio and controlling terminal (the caller is a
+/// session leader) and, for the init, /dev/console. Returns the master when
+/// it goes to the runtime (`ConsoleTarget::Parent`).
+pub(crate) fn setup_console(
     target: &ConsoleTarget,
     process: &oci_spec::runtime::Process,
+    bind_dev_console: bool,
 ) -> Result<Option<OwnedFd>> {
     let (master, slave_path) =
         sys::open_pty(Path::new("/dev/ptmx")).ctx(|| "open /dev/ptmx".into())?;
@@ -405,7 +401,8 @@ fn setup_console(
         }
     }
     // /dev/console is the pty too (bind mount, as runc).
-    if let Ok(f) = std::fs::OpenOptions::new()
+    if !bind_dev_console {
+    } else if let Ok(f) = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)

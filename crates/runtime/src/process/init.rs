@@ -401,14 +401,14 @@ pub(crate) fn setup_console(
         }
     }
     // /dev/console is the pty too (bind mount, as runc).
-    if !bind_dev_console {
-    } else if let Ok(f) = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/dev/console")
-    {
-        drop(f);
+    let console_file = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/dev/console")
+    };
+    if bind_dev_console && console_file().is_ok() {
         let _ = sys::mount(
             Some(Path::new(&slave_path)),
             Path::new("/dev/console"),

@@ -825,6 +825,29 @@ fn check_finds_corrupt_and_missing() {
         .any(|p| p.kind == ProblemKind::SizeMismatch && p.subject == b.config.to_string()));
 }
 
+#[test]
+fn exclusive_lock_holds_off_writers() {
+    let t = tmp();
+    let s = Store::open(t.path()).unwrap();
+    let x = s.lock_exclusive().unwrap();
+    let s2 = s.clone();
+    let th = std::thread::spawn(move || {
+        let start = Instant::now();
+        s2.write_blob_bytes(b"waited").unwrap();
+        start.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!s.has_blob(&Digest::of_bytes(b"waited")));
+    drop(x);
+    let waited = th.join().unwrap();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(s.has_blob(&Digest::of_bytes(b"waited")));
+    // Shared locks do not exclude each other.
+    let _a = s.lock_shared().unwrap();
+    let _b = s.lock_shared().unwrap();
+    s.write_blob_bytes(b"while shared").unwrap();
+}
+
 // ------------------------------------------------------------ crash safety
 
 const CRASH_ENV: &str = "BARGE_STORE_TEST_CRASH_ROOT";

@@ -228,10 +228,8 @@ impl Drop for Mount {
 
 // ---------------------------------------------------------------- round trip
 
-#[test]
-fn round_trip_preserves_everything() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
+/// A tree with every kind of file and attribute; returns a long path in it.
+fn build_tree(src: &Path) -> String {
     let root = is_root();
     fs::create_dir(&src).unwrap();
     let s = |p: &str| src.join(p);
@@ -321,6 +319,16 @@ fn round_trip_preserves_everything() {
     set_times(&s(&long_dir), 6);
     set_times(&s("a/b"), 1);
     set_times(&s("a"), 1_234_567_890);
+
+    long_file
+}
+
+#[test]
+fn round_trip_preserves_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let root = is_root();
+    let long_file = build_tree(&src);
 
     let mut tar_bytes = Vec::new();
     let written = tar_dir(&src, &mut tar_bytes).unwrap();
@@ -903,4 +911,94 @@ fn later_entries_replace_earlier_ones() {
         &ApplyOptions::default(),
     )
     .unwrap();
+}
+
+#[test]
+fn interop_with_gnu_tar() {
+    if !Path::new("/usr/bin/tar").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    build_tree(&src);
+    // GNU tar (PAX, xattrs) -> apply.
+    let out = Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "--format=posix",
+            "-C",
+        ])
+        .arg(&src)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = tmp.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    apply(Cursor::new(&out.stdout), &dst, &ApplyOptions::default()).unwrap();
+    let (want, got) = (listing(&src), listing(&dst));
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "entry {k}");
+    }
+    // Ours -> GNU tar extracts it the same.
+    let mut ours = Vec::new();
+    tar_dir(&src, &mut ours).unwrap();
+    let gnu = tmp.path().join("gnu");
+    fs::create_dir(&gnu).unwrap();
+    let mut child = Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-xpf",
+            "-",
+            "-C",
+        ])
+        .arg(&gnu)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&ours).unwrap();
+    assert!(child.wait().unwrap().success());
+    let got = listing(&gnu);
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "entry {k}");
+    }
+}
+
+/// Throughput on a real tree: `BARGE_BENCH_DIR=/usr cargo test --release -p
+/// barge-image bench_tar_apply -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_tar_apply() {
+    let Some(dir) = std::env::var_os("BARGE_BENCH_DIR") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tmp.path().join("layer.tar");
+    let t = std::time::Instant::now();
+    let st = tar_dir(Path::new(&dir), fs::File::create(&layer).unwrap()).unwrap();
+    let t_tar = t.elapsed();
+    let dst = tmp.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    let t = std::time::Instant::now();
+    let ap = apply(
+        fs::File::open(&layer).unwrap(),
+        &dst,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    let t_apply = t.elapsed();
+    assert_eq!(ap.diff_id, st.diff_id);
+    eprintln!(
+        "{} MB, {} entries: tar_dir {t_tar:?}, apply {t_apply:?}",
+        st.size >> 20,
+        ap.entries
+    );
 }

@@ -231,7 +231,7 @@ impl Drop for Mount {
 /// A tree with every kind of file and attribute; returns a long path in it.
 fn build_tree(src: &Path) -> String {
     let root = is_root();
-    fs::create_dir(&src).unwrap();
+    fs::create_dir(src).unwrap();
     let s = |p: &str| src.join(p);
     fs::create_dir_all(s("a/b")).unwrap();
     fs::write(s("a/file"), b"hello").unwrap();

@@ -8,5 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod import;
+pub mod archive;
 pub mod layer;
 pub mod store;

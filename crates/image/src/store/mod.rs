@@ -859,9 +859,46 @@ impl Store {
         ann.insert(REF_NAME_ANNOTATION.to_string(), name.clone());
         desc.set_annotations(Some(ann));
         self.update_index(|idx| {
+            let old: Vec<Descriptor> = idx
+                .manifests
+                .iter()
+                .filter(|d| entry_ref(d).as_deref() == Some(name.as_str()))
+                .cloned()
+                .collect();
             idx.manifests
                 .retain(|d| entry_ref(d).as_deref() != Some(name.as_str()));
+            // As docker does, an image that loses its last name to another
+            // image stays, untagged ("dangling"), until pruned.
+            for mut o in old {
+                let gone = o.digest() != desc.digest()
+                    && !idx.manifests.iter().any(|d| d.digest() == o.digest());
+                if gone {
+                    let mut ann = o.annotations().clone().unwrap_or_default();
+                    ann.remove(REF_NAME_ANNOTATION);
+                    o.set_annotations(if ann.is_empty() { None } else { Some(ann) });
+                    idx.manifests.push(o);
+                }
+            }
+            idx.manifests
+                .retain(|d| !(d.digest() == desc.digest() && entry_ref(d).is_none()));
             idx.manifests.push(desc);
+            Ok(())
+        })
+    }
+
+    /// Adds an untagged (`<none>`) entry for `desc` unless the image is in
+    /// `index.json` already. The blobs must be stored already.
+    pub fn add_untagged(&self, mut desc: Descriptor) -> Result<()> {
+        let digest = Digest::try_from(desc.digest())?;
+        let _l = self.lock_shared()?;
+        self.verify_complete("<untagged>", &digest)?;
+        let mut ann = desc.annotations().clone().unwrap_or_default();
+        ann.remove(REF_NAME_ANNOTATION);
+        desc.set_annotations(if ann.is_empty() { None } else { Some(ann) });
+        self.update_index(|idx| {
+            if !idx.manifests.iter().any(|d| d.digest() == desc.digest()) {
+                idx.manifests.push(desc);
+            }
             Ok(())
         })
     }
@@ -1199,6 +1236,13 @@ impl Store {
                 Err(e) => return Err(io_err(format!("create {}", dir.display()))(e)),
             }
         }
+    }
+
+    /// [`Store::commit_layer`] under a chain id known only after unpacking
+    /// (a single layer's chain id is its diff id, computed while applying).
+    pub fn commit_layer_as(&self, mut ingest: LayerIngest, chain_id: &str) -> Result<PathBuf> {
+        ingest.hex = Self::chain_hex(chain_id)?;
+        self.commit_layer(ingest)
     }
 
     /// Makes an unpacked layer visible as `layers/<hex>`: syncs the file

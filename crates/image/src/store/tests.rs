@@ -446,10 +446,16 @@ fn tag_untag_resolve() {
         Err(StoreError::ImageNotFound { .. })
     ));
 
-    // Retag moves the name.
+    // Retag moves the name; the image that lost its last name stays,
+    // untagged (docker's dangling image), until pruned.
     s.tag("busybox", b.manifest.clone()).unwrap();
     assert_eq!(s.resolve("busybox").unwrap().config_digest, b.config);
-    assert_eq!(s.index_entries().unwrap().len(), 3);
+    let entries = s.index_entries().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().any(|d| d.digest() == a.manifest.digest()
+        && d.annotations()
+            .as_ref()
+            .is_none_or(|m| !m.contains_key(REF_NAME_ANNOTATION))));
 
     // Untag.
     let old = s.untag("localhost/test:1").unwrap().unwrap();

@@ -1,0 +1,671 @@
+//! The image commands: list, tag, remove, inspect, history, prune, disk
+//! usage and the store check, printed as the docker CLI prints them.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use barge_image::store::{parse_reference, Digest, ImageRecord, Store, MAX_CONFIG_BYTES};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::format::{print_rows, Template};
+use crate::human;
+
+pub fn open_store(root: &Path) -> Result<Store> {
+    Store::open(root).with_context(|| format!("open the image store at {}", root.display()))
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided (dangling=, reference=, label=)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('table', 'json' or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository[:tag]
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image (all its tags)
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+fn short_id(d: &Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        d.to_string()
+    } else {
+        d.hex()[..12].to_string()
+    }
+}
+
+/// (repository, tag) of a stored reference, in docker's familiar form.
+fn repo_tag(reference: &str) -> (String, String) {
+    match parse_reference(reference) {
+        Ok(r) => {
+            let tag = r.tag.clone().unwrap_or_else(|| "<none>".into());
+            let mut untagged = r.clone();
+            untagged.tag = None;
+            untagged.digest = None;
+            (untagged.familiar(), tag)
+        }
+        Err(_) => (reference.to_string(), "<none>".into()),
+    }
+}
+
+/// A simple glob: `*` any run, `?` one character.
+fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => m(&p[1..], s) || (!s.is_empty() && m(p, &s[1..])),
+            (Some('?'), Some(_)) => m(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(
+        &pattern.chars().collect::<Vec<_>>(),
+        &s.chars().collect::<Vec<_>>(),
+    )
+}
+
+struct Filters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+}
+
+fn parse_filters(f: &[String]) -> Result<Filters> {
+    let mut out = Filters {
+        dangling: None,
+        references: Vec::new(),
+        labels: Vec::new(),
+    };
+    for item in f {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid filter '{item}': expected key=value"))?;
+        match k {
+            "dangling" => {
+                out.dangling = Some(match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid filter 'dangling={v}': use true or false"),
+                })
+            }
+            "reference" => out.references.push(v.to_string()),
+            "label" => out.labels.push(match v.split_once('=') {
+                Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                None => (v.to_string(), None),
+            }),
+            other => bail!("invalid filter '{other}': supported are dangling, reference and label"),
+        }
+    }
+    Ok(out)
+}
+
+fn created_secs(r: &ImageRecord) -> i64 {
+    r.created
+        .as_deref()
+        .and_then(human::parse_rfc3339)
+        .unwrap_or(0)
+}
+
+/// One row per repository:tag, like `docker images`.
+fn image_rows(store: &Store, a: &ListArgs) -> Result<Vec<Value>> {
+    let filters = parse_filters(&a.filter)?;
+    let mut images = store.images()?;
+    images.sort_by_key(|r| std::cmp::Reverse(created_secs(r)));
+    let now = human::now();
+    let mut rows = Vec::new();
+    for img in &images {
+        if let Some(d) = filters.dangling {
+            if d != img.refs.is_empty() {
+                continue;
+            }
+        }
+        if !filters
+            .labels
+            .iter()
+            .all(|(k, v)| match (img.labels.get(k), v) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                _ => false,
+            })
+        {
+            continue;
+        }
+        let refs: Vec<(String, String)> = if img.refs.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            img.refs.iter().map(|r| repo_tag(r)).collect()
+        };
+        for (repo, tag) in refs {
+            let name = format!("{repo}:{tag}");
+            if !filters.references.is_empty()
+                && !filters
+                    .references
+                    .iter()
+                    .any(|p| glob(p, &repo) || glob(p, &name))
+            {
+                continue;
+            }
+            if let Some(want) = &a.repository {
+                let (want_repo, want_tag) =
+                    match want.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                        Some((r, t)) => (r.to_string(), Some(t.to_string())),
+                        None => (want.clone(), None),
+                    };
+                let want_repo = parse_reference(&want_repo).map(|r| {
+                    let mut r = r;
+                    r.tag = None;
+                    r.familiar()
+                });
+                if want_repo.ok().as_deref() != Some(repo.as_str())
+                    || want_tag.as_deref().is_some_and(|t| t != tag)
+                {
+                    continue;
+                }
+            }
+            let secs = created_secs(img);
+            rows.push(json!({
+                "ID": short_id(&img.config_digest, a.no_trunc),
+                "Repository": repo,
+                "Tag": tag,
+                "Digest": img.manifest_digest.to_string(),
+                "CreatedSince": if secs > 0 { human::since(now - secs) } else { "N/A".into() },
+                "CreatedAt": img.created.clone().unwrap_or_default(),
+                "Size": human::size(img.size),
+                "Containers": "N/A",
+            }));
+        }
+    }
+    Ok(rows)
+}
+
+fn title(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "CreatedBy" => "CREATED BY".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
+    let rows = image_rows(store, a)?;
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for r in &rows {
+            let id = r["ID"].as_str().unwrap_or_default();
+            if seen.insert(id.to_string()) {
+                writeln!(out, "{id}")?;
+            }
+        }
+        return Ok(0);
+    }
+    let default = if a.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let fmt = match a.format.as_deref() {
+        Some("json") => "{{json .}}",
+        Some("table") | None => default,
+        Some(f) => f,
+    };
+    let t = Template::parse(fmt)?;
+    write!(out, "{}", print_rows(&t, &rows, &title)?)?;
+    Ok(0)
+}
+
+pub fn tag(store: &Store, source: &str, target: &str) -> Result<i32> {
+    let img = store
+        .resolve(source)
+        .map_err(|e| anyhow!("No such image: {source} ({e})"))?;
+    let r = parse_reference(target).map_err(|e| anyhow!("{e}"))?;
+    if r.digest.is_some() {
+        bail!("invalid reference format: a tag cannot contain a digest ({target})");
+    }
+    store.tag(&r.to_string(), img.target.clone())?;
+    Ok(0)
+}
+
+pub fn rmi(store: &Store, a: &RmiArgs) -> Result<i32> {
+    let mut code = 0;
+    let mut out = std::io::stdout().lock();
+    for name in &a.images {
+        match rmi_one(store, name, a.force) {
+            Ok(lines) => {
+                for l in lines {
+                    writeln!(out, "{l}")?;
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    let _ = store.gc(&|_| false);
+    Ok(code)
+}
+
+fn rmi_one(store: &Store, name: &str, force: bool) -> Result<Vec<String>> {
+    let img = store
+        .resolve(name)
+        .map_err(|_| anyhow!("No such image: {name}"))?;
+    let mut lines = Vec::new();
+    // By name: untag that name only. By id: all names, which needs -f when
+    // there are several (docker's rule).
+    let by_name = parse_reference(name).ok().and_then(|r| {
+        let full = r.to_string();
+        img.names.iter().find(|n| **n == full).cloned()
+    });
+    let names: Vec<String> = match by_name {
+        Some(n) => vec![n],
+        None => {
+            if img.names.len() > 1 && !force {
+                bail!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    &img.config_digest.hex()[..12]
+                );
+            }
+            img.names.clone()
+        }
+    };
+    for n in &names {
+        store.untag(n)?;
+        let (repo, tag) = repo_tag(n);
+        lines.push(format!("Untagged: {repo}:{tag}"));
+    }
+    let still = store.images()?.into_iter().any(|r| {
+        r.manifest_digest == img.manifest_digest || r.target_digest == img.manifest_digest
+    });
+    if !still {
+        if names.is_empty() {
+            store.remove_entries(&img.manifest_digest)?;
+        }
+        lines.push(format!("Deleted: {}", img.config_digest));
+    }
+    Ok(lines)
+}
+
+fn config_value(store: &Store, id: &Digest) -> Result<Value> {
+    Ok(store.read_json::<Value>(id, MAX_CONFIG_BYTES)?)
+}
+
+fn inspect_value(store: &Store, name: &str) -> Result<Value> {
+    let img = store
+        .resolve(name)
+        .map_err(|_| anyhow!("No such image: {name}"))?;
+    let cfg = config_value(store, &img.config_digest)?;
+    let rec = store
+        .images()?
+        .into_iter()
+        .find(|r| r.manifest_digest == img.manifest_digest);
+    let repo_tags: Vec<String> = img
+        .names
+        .iter()
+        .map(|n| {
+            let (r, t) = repo_tag(n);
+            format!("{r}:{t}")
+        })
+        .collect();
+    let repo_digests: Vec<String> = img
+        .names
+        .iter()
+        .map(|n| format!("{}@{}", repo_tag(n).0, img.manifest_digest))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let layer_size: u64 = img.manifest.layers().iter().map(|l| l.size()).sum();
+    Ok(json!({
+        "Id": img.config_digest.to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": cfg.pointer("/history/0/comment").cloned().unwrap_or(json!("")),
+        "Created": cfg.get("created").cloned().unwrap_or(json!("")),
+        "DockerVersion": cfg.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": cfg.get("author").cloned().unwrap_or(json!("")),
+        "Config": cfg.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": cfg.get("architecture").cloned().unwrap_or(json!("")),
+        "Variant": cfg.get("variant").cloned().unwrap_or(Value::Null),
+        "Os": cfg.get("os").cloned().unwrap_or(json!("")),
+        "Size": layer_size,
+        "VirtualSize": rec.map(|r| r.size).unwrap_or(layer_size),
+        "GraphDriver": {"Name": "overlay", "Data": null},
+        "RootFS": {
+            "Type": cfg.pointer("/rootfs/type").cloned().unwrap_or(json!("layers")),
+            "Layers": cfg.pointer("/rootfs/diff_ids").cloned().unwrap_or(json!([])),
+        },
+        "Metadata": {"LastTagTime": ""},
+    }))
+}
+
+pub fn inspect(store: &Store, a: &InspectArgs) -> Result<i32> {
+    let mut values = Vec::new();
+    let mut code = 0;
+    for name in &a.images {
+        match inspect_value(store, name) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match &a.format {
+        Some(f) => {
+            let t = Template::parse(f)?;
+            for v in &values {
+                writeln!(out, "{}", t.render(v)?)?;
+            }
+        }
+        None => writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?,
+    }
+    Ok(code)
+}
+
+pub fn history(store: &Store, a: &HistoryArgs) -> Result<i32> {
+    let img = store
+        .resolve(&a.image)
+        .map_err(|_| anyhow!("No such image: {}", a.image))?;
+    let cfg = config_value(store, &img.config_digest)?;
+    let layers = img.manifest.layers();
+    let hist = cfg
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let now = human::now();
+    let mut rows = Vec::new();
+    let mut layer_i = 0;
+    for h in &hist {
+        let empty = h
+            .get("empty_layer")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            let s = layers.get(layer_i).map(|l| l.size()).unwrap_or(0);
+            layer_i += 1;
+            s
+        };
+        let created = h
+            .get("created")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let by = h
+            .get("created_by")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let by_shown = if a.no_trunc || by.chars().count() <= 45 {
+            by.clone()
+        } else {
+            format!("{}…", by.chars().take(44).collect::<String>())
+        };
+        let secs = human::parse_rfc3339(&created);
+        rows.push(json!({
+            "ID": "<missing>",
+            "CreatedSince": secs.map(|s| human::since(now - s)).unwrap_or_else(|| "N/A".into()),
+            "CreatedAt": created,
+            "CreatedBy": by_shown,
+            "Size": if a.human { human::size(size) } else { size.to_string() },
+            "Comment": h.get("comment").and_then(Value::as_str).unwrap_or_default(),
+        }));
+    }
+    if rows.is_empty() {
+        for l in layers {
+            rows.push(
+                json!({"ID": "<missing>", "CreatedSince": "N/A", "CreatedAt": "", "CreatedBy": "",
+                "Size": human::size(l.size()), "Comment": ""}),
+            );
+        }
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top["ID"] = json!(short_id(&img.config_digest, a.no_trunc));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["ID"].as_str().unwrap_or_default())?;
+        }
+        return Ok(0);
+    }
+    let fmt = a
+        .format
+        .as_deref()
+        .unwrap_or("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}");
+    let t = Template::parse(fmt)?;
+    write!(
+        out,
+        "{}",
+        print_rows(&t, &rows, &|f| if f == "ID" {
+            "IMAGE".into()
+        } else {
+            title(f)
+        })?
+    )?;
+    Ok(0)
+}
+
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+pub fn prune(store: &Store, a: &PruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !a.force && !confirm(&format!("{warning}\nAre you sure you want to continue?")) {
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    for img in store.images()? {
+        if !img.refs.is_empty() && !a.all {
+            continue;
+        }
+        for r in &img.refs {
+            store.untag(r)?;
+            let (repo, tag) = repo_tag(r);
+            lines.push(format!("untagged: {repo}:{tag}"));
+        }
+        store.remove_entries(&img.target_digest)?;
+        lines.push(format!("deleted: {}", img.config_digest));
+    }
+    let report = store.gc(&|_| false)?;
+    let mut out = std::io::stdout().lock();
+    if !lines.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human::size(report.bytes_freed)
+    )?;
+    Ok(0)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+pub fn system_df(store: &Store) -> Result<i32> {
+    let images = store.images()?;
+    let size = dir_size(&store.root().join("blobs")) + dir_size(&store.root().join("layers"));
+    let rows = vec![
+        json!({"Type": "Images", "TotalCount": images.len(), "Active": 0, "Size": human::size(size),
+               "Reclaimable": format!("{} (100%)", human::size(size))}),
+        json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    let t = Template::parse(
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )?;
+    let titles = |f: &str| {
+        if f == "TotalCount" {
+            "TOTAL".into()
+        } else {
+            f.to_uppercase()
+        }
+    };
+    print!("{}", print_rows(&t, &rows, &titles)?);
+    Ok(0)
+}
+
+pub fn system_check(store: &Store) -> Result<i32> {
+    let report = store.check()?;
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &report.problems {
+        *by_kind.entry(format!("{:?}", p.kind)).or_default() += 1;
+        println!("{:?}: {}: {}", p.kind, p.subject, p.detail);
+    }
+    println!(
+        "checked {} blobs ({}) and {} manifests: {}",
+        report.blobs_checked,
+        human::size(report.bytes_checked),
+        report.manifests_checked,
+        if report.problems.is_empty() {
+            "no problems".to_string()
+        } else {
+            format!("{} problem(s)", report.problems.len())
+        }
+    );
+    Ok(if report.is_ok() { 0 } else { 1 })
+}
+
+pub fn import(
+    store: &Store,
+    file: &str,
+    reference: Option<&str>,
+    changes: &[String],
+    message: Option<&str>,
+) -> Result<i32> {
+    let input: Box<dyn std::io::Read> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("open {file}"))?)
+    };
+    let source = if file == "-" { "-" } else { file };
+    let imported = barge_image::import::import(
+        store,
+        input,
+        reference,
+        changes,
+        message,
+        source,
+        &human::now_rfc3339(),
+    )?;
+    println!("{}", imported.id);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_like_docker_reference_filters() {
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*:latest", "busybox:latest"));
+        assert!(!glob("busy?", "busybox"));
+        assert!(glob("localhost/*", "localhost/app"));
+    }
+
+    #[test]
+    fn familiar_repo_and_tag() {
+        assert_eq!(
+            repo_tag("docker.io/library/busybox:latest"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            repo_tag("localhost/app:1"),
+            ("localhost/app".into(), "1".into())
+        );
+    }
+}

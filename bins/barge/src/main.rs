@@ -1,0 +1,154 @@
+//! barge: the user's CLI, with Docker's verbs, flags and output shapes.
+//! Daemonless: every command works on the store directly (file locks make
+//! concurrent commands safe).
+//!
+//! Today: the image commands: import, images, tag, rmi, image inspect,
+//! history, image prune, system df, system check.
+
+mod format;
+mod human;
+mod images;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "barge",
+    version,
+    about = "Barge: containers with Docker's verbs, daemonless"
+)]
+pub struct Cli {
+    /// Where images and containers are stored
+    #[arg(
+        long,
+        global = true,
+        env = "BARGE_ROOT",
+        default_value = "/var/lib/barge"
+    )]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List images
+    Images(images::ListArgs),
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Return low-level information on images, as JSON
+    Inspect(images::InspectArgs),
+    /// Import a root filesystem tarball (or - for stdin) as an image
+    Import {
+        /// The tarball (plain, gzip or zstd), or - for stdin
+        file: String,
+        /// REPOSITORY[:TAG] to tag it with
+        reference: Option<String>,
+        /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
+        #[arg(short, long = "change")]
+        change: Vec<String>,
+        /// Commit message for the imported image
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Manage Barge
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(images::ListArgs),
+    /// Display detailed information on one or more images
+    Inspect(images::InspectArgs),
+    /// Remove unused images
+    Prune(images::PruneArgs),
+    /// Remove one or more images
+    Rm(images::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Show the history of an image
+    History(images::HistoryArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df,
+    /// Verify every blob's digest and every image's references
+    Check,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let store = || images::open_store(&cli.root);
+    match &cli.command {
+        Command::Images(a)
+        | Command::Image {
+            command: ImageCommand::Ls(a),
+        } => images::list(&store()?, a),
+        Command::Tag { source, target }
+        | Command::Image {
+            command: ImageCommand::Tag { source, target },
+        } => images::tag(&store()?, source, target),
+        Command::Rmi(a)
+        | Command::Image {
+            command: ImageCommand::Rm(a),
+        } => images::rmi(&store()?, a),
+        Command::History(a)
+        | Command::Image {
+            command: ImageCommand::History(a),
+        } => images::history(&store()?, a),
+        Command::Inspect(a)
+        | Command::Image {
+            command: ImageCommand::Inspect(a),
+        } => images::inspect(&store()?, a),
+        Command::Image {
+            command: ImageCommand::Prune(a),
+        } => images::prune(&store()?, a),
+        Command::Import {
+            file,
+            reference,
+            change,
+            message,
+        } => images::import(
+            &store()?,
+            file,
+            reference.as_deref(),
+            change,
+            message.as_deref(),
+        ),
+        Command::System {
+            command: SystemCommand::Df,
+        } => images::system_df(&store()?),
+        Command::System {
+            command: SystemCommand::Check,
+        } => images::system_check(&store()?),
+    }
+}

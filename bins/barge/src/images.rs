@@ -645,6 +645,51 @@ pub fn import(
     Ok(0)
 }
 
+fn mount_point(store: &Store, id: &Digest) -> std::path::PathBuf {
+    store.root().join("mounts").join(id.hex()).join("merged")
+}
+
+/// `image mount`: unpack what is missing, stack the layers read-only, and
+/// pin the image so GC keeps its layers while it is mounted.
+pub fn mount(store: &Store, name: &str) -> Result<i32> {
+    let img = store
+        .resolve(name)
+        .map_err(|_| anyhow!("No such image: {name}"))?;
+    let target = mount_point(store, &img.config_digest);
+    if !barge_image::snapshot::is_mounted(&target) {
+        let _lock = store.lock_shared()?;
+        let lowers = barge_image::snapshot::unpack(store, &img)?;
+        store.pin(
+            &format!("mount:{}", img.config_digest.hex()),
+            std::slice::from_ref(&img.manifest_digest),
+        )?;
+        if let Err(e) = barge_image::snapshot::mount_readonly(&lowers, &target) {
+            let _ = store.unpin(&format!("mount:{}", img.config_digest.hex()));
+            return Err(e.into());
+        }
+    }
+    println!("{}", target.display());
+    Ok(0)
+}
+
+pub fn unmount(store: &Store, name: &str) -> Result<i32> {
+    let img = store
+        .resolve(name)
+        .map_err(|_| anyhow!("No such image: {name}"))?;
+    let target = mount_point(store, &img.config_digest);
+    if !barge_image::snapshot::is_mounted(&target) {
+        bail!("image {name} is not mounted");
+    }
+    barge_image::snapshot::unmount(&target)?;
+    let _ = std::fs::remove_dir(&target);
+    if let Some(parent) = target.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+    store.unpin(&format!("mount:{}", img.config_digest.hex()))?;
+    println!("{}", img.config_digest);
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,11 @@ pub enum ImageCommand {
     Tag { source: String, target: String },
     /// Show the history of an image
     History(images::HistoryArgs),
+    /// Mount an image's root filesystem read-only and print where
+    Mount { image: String },
+    /// Unmount an image mounted with `image mount`
+    #[command(alias = "umount")]
+    Unmount { image: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +137,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Image {
             command: ImageCommand::Prune(a),
         } => images::prune(&store()?, a),
+        Command::Image {
+            command: ImageCommand::Mount { image },
+        } => images::mount(&store()?, image),
+        Command::Image {
+            command: ImageCommand::Unmount { image },
+        } => images::unmount(&store()?, image),
         Command::Import {
             file,
             reference,

@@ -8,8 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod archive;
 pub mod import;
-pub mod archive;
 pub mod layer;
+pub mod snapshot;
 pub mod store;

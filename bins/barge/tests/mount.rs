@@ -1,0 +1,201 @@
+//! An image's layers stacked as a root filesystem: whiteouts and opaque
+//! directories of upper layers hide exactly what they should in the mounted
+//! tree, and unmounting leaves nothing mounted.
+
+use std::path::Path;
+use std::process::Command;
+
+use barge_image::store::Store;
+use oci_spec::image::MediaType;
+use serde_json::json;
+
+fn barge(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_barge"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A layer tar of (path, Some(content) for a file | None for a dir).
+fn layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        match content {
+            Some(c) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(c.len() as u64);
+                b.append_data(&mut h, path, c.as_bytes()).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if e.file_type().unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                stack.push(e.path());
+            } else {
+                out.push(format!(
+                    "{rel}={}",
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn three_layer_image_mounts_with_whiteouts_and_opaque_dirs_applied() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: mounting needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let layers = [
+        layer(&[
+            ("a", None),
+            ("a/keep", Some("k")),
+            ("a/gone", Some("g")),
+            ("d", None),
+            ("d/old1", Some("1")),
+            ("d/sub", None),
+            ("d/sub/old2", Some("2")),
+            ("f1", Some("f1")),
+        ]),
+        // Layer 2 deletes a file and adds one.
+        layer(&[("a", None), ("a/.wh.gone", Some("")), ("f2", Some("f2"))]),
+        // Layer 3 replaces the directory d (opaque) and adds to a.
+        layer(&[
+            ("d", None),
+            ("d/.wh..wh..opq", Some("")),
+            ("d/new", Some("n")),
+            ("a", None),
+            ("a/added", Some("+")),
+        ]),
+    ];
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for l in &layers {
+        let b = store.write_blob_bytes(l).unwrap();
+        diff_ids.push(b.digest.to_string());
+        descs.push(b.descriptor(MediaType::ImageLayer));
+    }
+    let cfg = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "config": {}
+    });
+    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg_desc,
+        "layers": descs,
+    });
+    let m = store
+        .write_json(&manifest, MediaType::ImageManifest)
+        .unwrap();
+    store.tag("localhost/whiteouts:1", m).unwrap();
+
+    let (code, out, err) = barge(root.path(), &["image", "mount", "localhost/whiteouts:1"]);
+    assert_eq!(code, 0, "{err}");
+    let merged = std::path::PathBuf::from(out.trim());
+    let seen = listing(&merged);
+    let (ucode, _, uerr) = barge(root.path(), &["image", "unmount", "localhost/whiteouts:1"]);
+
+    assert_eq!(
+        seen,
+        [
+            "a/",
+            "a/added=+",
+            "a/keep=k",
+            "d/",
+            "d/new=n",
+            "f1=f1",
+            "f2=f2"
+        ],
+        "merged tree"
+    );
+    assert_eq!(ucode, 0, "{uerr}");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !info.contains(root.path().to_str().unwrap()),
+        "still mounted: {info}"
+    );
+    // Each layer unpacked once, under its chain id.
+    assert_eq!(
+        std::fs::read_dir(root.path().join("layers"))
+            .unwrap()
+            .count(),
+        3
+    );
+    // A second mount reuses the unpacked layers.
+    let (code, out, err) = barge(root.path(), &["image", "mount", "localhost/whiteouts:1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(Path::new(out.trim()).join("d/new").is_file());
+    let (code, _, err) = barge(root.path(), &["image", "unmount", "localhost/whiteouts:1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn mounted_image_keeps_its_layers_through_rmi_and_prune() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: mounting needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let l = store
+        .write_blob_bytes(&layer(&[("hello", Some("world"))]))
+        .unwrap();
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string()]}});
+    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
+    let m = store
+        .write_json(
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer)]}),
+            MediaType::ImageManifest,
+        )
+        .unwrap();
+    store.tag("hello", m).unwrap();
+    let (code, out, err) = barge(root.path(), &["image", "mount", "hello"]);
+    assert_eq!(code, 0, "{err}");
+    let merged = std::path::PathBuf::from(out.trim());
+    let (code, _, err) = barge(root.path(), &["image", "prune", "-a", "-f"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(merged.join("hello")).unwrap(),
+        "world",
+        "layer kept while mounted"
+    );
+    let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+}

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod import;
 pub mod layer;
 pub mod snapshot;

@@ -24,11 +24,11 @@ PACKAGES=(
 	build-essential pkg-config libseccomp-dev
 	busybox-static
 	runc crun
-	podman conmon containernetworking-plugins golang-github-containers-common
+	podman conmon containernetworking-plugins golang-github-containers-common skopeo umoci
 	containerd
 	hyperfine time jq python3
 	tmux bsdutils util-linux procps iproute2 iptables kmod
-	tar gzip ca-certificates git bats
+	tar gzip zstd ca-certificates git bats
 )
 
 echo "==> installing Debian packages: ${PACKAGES[*]}"

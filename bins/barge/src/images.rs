@@ -690,6 +690,82 @@ pub fn unmount(store: &Store, name: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// `save`: an archive to a file (written beside it, then renamed, so a
+/// killed save never leaves a partial file under the final name) or stdout.
+pub fn save(store: &Store, output: Option<&Path>, format: &str, images: &[String]) -> Result<i32> {
+    use barge_image::archive::{self, ArchiveFormat};
+    let format = match format {
+        "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
+        "oci-archive" | "oci" => ArchiveFormat::OciArchive,
+        other => bail!("unknown --format {other:?}: use docker-archive or oci-archive"),
+    };
+    let names: Vec<&str> = images.iter().map(String::as_str).collect();
+    match output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = dir.join(format!(".{name}.barge-save-{}", std::process::id()));
+            let result = (|| -> Result<()> {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("create {}", tmp.display()))?;
+                archive::save(store, &names, format, &f)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            archive::save(store, &names, format, std::io::stdout().lock())?;
+        }
+    }
+    Ok(0)
+}
+
+/// `load`: add the archive's images, unpack their layers (so the first
+/// container starts at once) and report them as docker does.
+pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<i32> {
+    use barge_image::archive;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let report = match input {
+        Some(p) => archive::load_file(store, p, &mut progress)?,
+        None => archive::load(store, std::io::stdin().lock(), &mut progress)?,
+    };
+    {
+        let _lock = store.lock_shared()?;
+        for (_, id) in &report.images {
+            let img = store.resolve(&id.to_string())?;
+            barge_image::snapshot::unpack(store, &img)?;
+        }
+    }
+    for (refs, id) in &report.images {
+        if refs.is_empty() {
+            println!("Loaded image ID: {id}");
+        }
+        for r in refs {
+            let (repo, tag) = repo_tag(r);
+            println!("Loaded image: {repo}:{tag}");
+        }
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

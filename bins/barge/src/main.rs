@@ -2,8 +2,8 @@
 //! Daemonless: every command works on the store directly (file locks make
 //! concurrent commands safe).
 //!
-//! Today: the image commands: import, images, tag, rmi, image inspect,
-//! history, image prune, system df, system check.
+//! Today: the image commands: import, save, load, images, tag, rmi, image
+//! inspect, history, image mount, image prune, system df, system check.
 
 mod format;
 mod human;
@@ -61,6 +61,26 @@ pub enum Command {
         /// Commit message for the imported image
         #[arg(short, long)]
         message: Option<String>,
+    },
+    /// Save one or more images to a tar archive (streamed to stdout by default)
+    Save {
+        /// Write to a file instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// docker-archive (what `docker load` reads) or oci-archive
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load images from a tar archive (docker-archive or oci-archive, plain or compressed)
+    Load {
+        /// Read from a file instead of stdin
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        /// Suppress the progress output
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Manage Barge
     System {
@@ -155,6 +175,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             change,
             message.as_deref(),
         ),
+        Command::Save {
+            output,
+            format,
+            images,
+        } => images::save(&store()?, output.as_deref(), format, images),
+        Command::Load { input, quiet } => images::load(&store()?, input.as_deref(), *quiet),
         Command::System {
             command: SystemCommand::Df,
         } => images::system_df(&store()?),

@@ -463,3 +463,136 @@ fn two_imports_at_once_both_succeed() {
     assert_eq!(s.names(), ["first:latest", "second:latest"]);
     assert!(s.ok(&["system", "check"]).contains("no problems"));
 }
+
+#[test]
+fn save_then_load_round_trips_both_formats() {
+    let s = Store::new();
+    let id = s.import("localhost/app:1");
+    for format in ["docker-archive", "oci-archive"] {
+        let archive = s.dir.path().join(format!("{format}.tar"));
+        s.ok(&[
+            "save",
+            "--format",
+            format,
+            "-o",
+            archive.to_str().unwrap(),
+            "localhost/app:1",
+        ]);
+        let other = Store::new();
+        let out = other.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+        assert!(
+            out.contains("Loaded image: localhost/app:1"),
+            "{format}: {out}"
+        );
+        assert_eq!(
+            other.ok(&["images", "-q", "--no-trunc"]).trim(),
+            id,
+            "{format}: same image id"
+        );
+        assert!(other.ok(&["system", "check"]).contains("no problems"));
+        // Loaded layers are unpacked, ready for a container.
+        assert_eq!(
+            std::fs::read_dir(other.dir.path().join("layers"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn load_of_a_broken_archive_changes_nothing() {
+    let s = Store::new();
+    s.import("busybox");
+    let before = s.names();
+    let junk = s.dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![7u8; 5000]).unwrap();
+    let o = s.run(&["load", "-i", junk.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{o}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{o}");
+    assert_eq!(s.names(), before);
+    assert!(s.ok(&["system", "check"]).contains("no problems"));
+}
+
+/// A big rootfs tarball (64 MiB of incompressible data), so that a command
+/// can be killed while it streams.
+fn big_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("barge-images-big");
+        let tar = dir.join("big.tar");
+        if !tar.exists() {
+            std::fs::create_dir_all(dir.join("root")).unwrap();
+            let st = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "head -c 67108864 /dev/urandom > {d}/root/blob && tar -C {d}/root -cf {t}.tmp . && mv {t}.tmp {t}",
+                    d = dir.display(),
+                    t = tar.display()
+                ))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        tar
+    })
+}
+
+/// SIGKILL of `import` and `load` at several moments: the store stays
+/// consistent (no visible partial image, no corrupt blob) and works after.
+#[test]
+fn commands_killed_midway_leave_a_consistent_store() {
+    let s = Store::new();
+    s.import("base");
+    let archive = s.dir.path().join("big-save.tar");
+    s.ok(&["import", big_tar().to_str().unwrap(), "big"]);
+    s.ok(&["save", "-o", archive.to_str().unwrap(), "big"]);
+    s.ok(&["rmi", "big"]);
+    let before = s.names();
+    for (i, delay_ms) in [5u64, 30, 80, 150, 300].iter().enumerate() {
+        let args: Vec<String> = if i % 2 == 0 {
+            vec![
+                "import".into(),
+                big_tar().display().to_string(),
+                format!("killed{i}"),
+            ]
+        } else {
+            vec![
+                "load".into(),
+                "-q".into(),
+                "-i".into(),
+                archive.display().to_string(),
+            ]
+        };
+        let mut child = Command::new(barge())
+            .arg("--root")
+            .arg(s.dir.path())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(*delay_ms));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let names = s.names();
+        if status.success() {
+            // It finished before the kill: its image is complete.
+            assert!(names.len() == before.len() + 1, "{names:?}");
+            s.ok(&["rmi", names.iter().find(|n| !before.contains(n)).unwrap()]);
+        } else {
+            assert_eq!(
+                names, before,
+                "no partial image after a kill at {delay_ms} ms"
+            );
+        }
+        let check = s.run(&["system", "check"]);
+        assert_eq!(
+            check.code, 0,
+            "store inconsistent after a kill at {delay_ms} ms: {check}"
+        );
+    }
+    // The next command works.
+    s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert!(s.names().contains(&"big:latest".to_string()));
+}

@@ -719,7 +719,8 @@ fn archive_skopeo_reads_our_oci_archive() {
     let cfg = run(Command::new("skopeo")
         .env("TMPDIR", d.path())
         .args(["inspect", "--config", &arg]));
-    assert!(cfg.contains("\"salt\":\"sk\""), "{cfg}");
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["config"]["Labels"]["salt"], "sk", "{cfg}");
     // And a full copy out of it verifies every blob.
     let dir = d.path().join("dir");
     run(Command::new("skopeo").env("TMPDIR", d.path()).args([
@@ -728,4 +729,74 @@ fn archive_skopeo_reads_our_oci_archive() {
         &format!("dir:{}", dir.display()),
     ]));
     assert!(dir.join(id.hex()).is_file());
+}
+
+/// `cargo test --release -p barge-image archive_bench -- --ignored --nocapture`:
+/// save/load of a ~200 MB image, against podman doing the same.
+#[test]
+#[ignore]
+fn archive_bench_200mb_against_podman() {
+    use std::time::Instant;
+    require("podman");
+    let d = tmp();
+    let s = Store::open(&d.path().join("store")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect()
+    };
+    let (a, b) = (noise(100 << 20), noise(100 << 20));
+    let l1 = layer_tar(&[("big1", 0o644, &a)]);
+    let l2 = layer_tar(&[("big2", 0o644, &b)]);
+    let b1 = s.write_blob_bytes(&l1).unwrap();
+    let b2 = s.write_blob_bytes(&l2).unwrap();
+    let cfg = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [b1.digest.to_string(), b2.digest.to_string()]}}))
+    .unwrap();
+    let c = s.write_blob_bytes(&cfg).unwrap();
+    let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": c.digest.to_string(), "size": c.size},
+        "layers": [
+            {"mediaType": OCI_LAYER_TAR, "digest": b1.digest.to_string(), "size": b1.size},
+            {"mediaType": OCI_LAYER_TAR, "digest": b2.digest.to_string(), "size": b2.size}]}))
+    .unwrap();
+    let mb = s.write_blob_bytes(&m).unwrap();
+    s.tag("localhost/big:1", mb.descriptor(MediaType::ImageManifest))
+        .unwrap();
+    drop((a, b, l1, l2));
+    let f = d.path().join("big.tar");
+    let t = Instant::now();
+    save(
+        &s,
+        &["localhost/big:1"],
+        ArchiveFormat::DockerArchive,
+        fs::File::create(&f).unwrap(),
+    )
+    .unwrap();
+    let our_save = t.elapsed();
+    let s2 = Store::open(&d.path().join("store2")).unwrap();
+    let t = Instant::now();
+    load_file(&s2, &f, &mut |_| {}).unwrap();
+    let our_load = t.elapsed();
+    let pm = Podman::new(&d.path().join("podman"));
+    let t = Instant::now();
+    run(pm.cmd().arg("load").arg("-i").arg(&f));
+    let pm_load = t.elapsed();
+    let f2 = d.path().join("pm.tar");
+    let t = Instant::now();
+    run(pm
+        .cmd()
+        .args(["save", "--format", "docker-archive", "-o"])
+        .arg(&f2)
+        .arg("localhost/big:1"));
+    let pm_save = t.elapsed();
+    eprintln!(
+        "save: barge {our_save:?} podman {pm_save:?}; load: barge {our_load:?} podman {pm_load:?}"
+    );
 }

@@ -596,3 +596,25 @@ fn commands_killed_midway_leave_a_consistent_store() {
     s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     assert!(s.names().contains(&"big:latest".to_string()));
 }
+
+#[test]
+fn an_untagged_image_saved_by_id_loads_as_none() {
+    let s = Store::new();
+    let o = s.run(&["import", rootfs_tar().to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o}");
+    let id = o.stdout.trim().to_string();
+    let archive = s.dir.path().join("untagged.tar");
+    s.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        &id,
+    ]);
+    let other = Store::new();
+    let out = other.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.trim(), format!("Loaded image ID: {id}"));
+    assert_eq!(other.names(), ["<none>:<none>"]);
+    assert_eq!(other.ok(&["images", "-q", "--no-trunc"]).trim(), id);
+}

@@ -208,11 +208,8 @@ fn load_named(
     let mut report = LoadReport { images: Vec::new() };
     for r in ready {
         if r.tags.is_empty() {
-            let d = Digest::try_from(r.target.digest())?;
-            store.pin(
-                &format!("archive-load/{}", d.hex()),
-                std::slice::from_ref(&d),
-            )?;
+            // Listed as <none>:<none>, as docker shows an untagged load.
+            store.add_untagged(r.target.clone())?;
             progress(&format!("Loaded image ID: {}", r.id));
         }
         for t in &r.tags {

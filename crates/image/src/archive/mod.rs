@@ -55,7 +55,7 @@ pub enum ArchiveFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadReport {
     /// One entry per image: its normalised references (empty for an
-    /// untagged image, which is kept by a pin named `archive-load/<manifest hex>`)
+    /// untagged image, which is listed as `<none>`)
     /// and its image id (config digest).
     pub images: Vec<(Vec<String>, Digest)>,
 }

@@ -199,3 +199,51 @@ fn mounted_image_keeps_its_layers_through_rmi_and_prune() {
     );
     let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
 }
+
+/// A container's view: the image's layers under a writable upper dir.
+/// Writes and deletions land in the upper dir; the shared layers stay as
+/// they were.
+#[test]
+fn writable_mount_keeps_changes_in_the_upper_dir() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: mounting needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let l = store
+        .write_blob_bytes(&layer(&[("etc", None), ("etc/motd", Some("hi"))]))
+        .unwrap();
+    let l2 = store
+        .write_blob_bytes(&layer(&[("bin", None), ("bin/tool", Some("x"))]))
+        .unwrap();
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string(), l2.digest.to_string()]}});
+    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
+    let m = store
+        .write_json(
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer), l2.descriptor(MediaType::ImageLayer)]}),
+            MediaType::ImageManifest,
+        )
+        .unwrap();
+    store.tag("rw", m).unwrap();
+    let img = store.resolve("rw").unwrap();
+    let lowers = barge_image::snapshot::unpack(&store, &img).unwrap();
+    let c = root.path().join("container");
+    let (upper, work, merged) = (c.join("upper"), c.join("work"), c.join("merged"));
+    barge_image::snapshot::mount_rw(&lowers, &upper, &work, &merged).unwrap();
+    std::fs::write(merged.join("etc/new"), "n").unwrap();
+    std::fs::remove_file(merged.join("etc/motd")).unwrap();
+    let motd_gone = !merged.join("etc/motd").exists();
+    barge_image::snapshot::unmount(&merged).unwrap();
+
+    assert!(motd_gone);
+    assert_eq!(std::fs::read_to_string(upper.join("etc/new")).unwrap(), "n");
+    assert_eq!(
+        std::fs::read_to_string(lowers[0].join("etc/motd")).unwrap(),
+        "hi",
+        "layer untouched"
+    );
+    assert!(!barge_image::snapshot::is_mounted(&merged));
+}

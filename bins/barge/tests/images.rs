@@ -592,6 +592,19 @@ fn commands_killed_midway_leave_a_consistent_store() {
             "store inconsistent after a kill at {delay_ms} ms: {check}"
         );
     }
+    // A killed save never leaves a partial archive under the name asked for.
+    let out = s.dir.path().join("killed-save.tar");
+    let mut child = Command::new(barge())
+        .arg("--root")
+        .arg(s.dir.path())
+        .args(["save", "-o", out.to_str().unwrap(), "base"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.kill();
+    if !child.wait().unwrap().success() {
+        assert!(!out.exists(), "partial archive left at {}", out.display());
+    }
     // The next command works.
     s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     assert!(s.names().contains(&"big:latest".to_string()));

@@ -343,17 +343,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
                     cleanup.pid = Some(init);
                     break init;
                 }
-                channel::ERROR => {
-                    return Err(RuntimeError::Init(
-                        String::from_utf8_lossy(&m.payload).into_owned(),
-                    ))
-                }
-                t => {
-                    return Err(RuntimeError::Other(format!(
-                        "sync: unexpected message '{}'",
-                        t as char
-                    )))
-                }
+                _ => return Err(m.into_error()),
             }
         }
     } else {
@@ -412,17 +402,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
             }
             channel::PTY => pty_master = msg.fds.into_iter().next(),
             channel::READY => break msg.fds.into_iter().next(),
-            channel::ERROR => {
-                return Err(RuntimeError::Init(
-                    String::from_utf8_lossy(&msg.payload).into_owned(),
-                ))
-            }
-            t => {
-                return Err(RuntimeError::Other(format!(
-                    "sync: unexpected message '{}'",
-                    t as char
-                )))
-            }
+            _ => return Err(msg.into_error()),
         }
     };
 

@@ -53,6 +53,18 @@ pub struct Message {
     pub fds: Vec<OwnedFd>,
 }
 
+impl Message {
+    /// A message that is not the one expected: the init's own error, or a
+    /// protocol error.
+    pub fn into_error(self) -> RuntimeError {
+        if self.tag == ERROR {
+            RuntimeError::Init(String::from_utf8_lossy(&self.payload).into_owned())
+        } else {
+            RuntimeError::Other(format!("sync: unexpected message '{}'", self.tag as char))
+        }
+    }
+}
+
 impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair().map_err(|e| crate::error::io_err("socketpair", e))?;
@@ -98,13 +110,7 @@ impl Channel {
     pub fn expect(&self, tag: u8) -> Result<Message> {
         match self.recv()? {
             Some(m) if m.tag == tag => Ok(m),
-            Some(m) if m.tag == ERROR => Err(RuntimeError::Init(
-                String::from_utf8_lossy(&m.payload).into_owned(),
-            )),
-            Some(m) => Err(RuntimeError::Other(format!(
-                "sync: expected message '{}', got '{}'",
-                tag as char, m.tag as char
-            ))),
+            Some(m) => Err(m.into_error()),
             None => Err(RuntimeError::Other("sync: the other side exited".into())),
         }
     }

@@ -191,19 +191,23 @@ trap cleanup EXIT
 cat >"$work/reset" <<SH
 #!/bin/sh
 # reset TOOL STATE: barge|podman  noimage|nofile
+# Then write back and drop the page cache: on these VMs every create/delete
+# cycle of a big tree leaves the next one slower (GNU tar too) until the
+# cache is dropped, so without this whichever tool runs later loses.
 set -u
 case "\$1-\$2" in
 barge-noimage)
 	"$BARGE" --root "$BR" image unmount "\$3" >/dev/null 2>&1
-	"$BARGE" --root "$BR" rmi -f "\$3" >/dev/null 2>&1
-	exit 0 ;;
+	"$BARGE" --root "$BR" rmi -f "\$3" >/dev/null 2>&1 ;;
 podman-noimage)
 	"$PODMAN" image unmount --all >/dev/null 2>&1
-	"$PODMAN" rmi -af >/dev/null 2>&1
-	exit 0 ;;
-*-nofile) rm -f "\$3"; exit 0 ;;
+	"$PODMAN" rmi -af >/dev/null 2>&1 ;;
+*-nofile) rm -f "\$3" ;;
+*) exit 2 ;;
 esac
-exit 2
+sync
+[ "${BENCH_DROP_CACHES:-1}" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
+exit 0
 SH
 cat >"$work/first-use-barge" <<SH
 #!/bin/sh

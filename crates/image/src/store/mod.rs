@@ -1251,11 +1251,10 @@ impl Store {
     pub fn commit_layer(&self, mut ingest: LayerIngest) -> Result<PathBuf> {
         let _l = self.lock_shared()?;
         let dest = self.layers_dir().join(&ingest.hex);
-        let dirf =
-            File::open(&ingest.dir).map_err(io_err(format!("open {}", ingest.dir.display())))?;
-        retry_eintr(|| rustix::fs::syncfs(&dirf))
-            .map_err(|e| io_err(format!("syncfs {}", ingest.dir.display()))(e.into()))?;
-        drop(dirf);
+        // No syncfs of the unpacked files (Docker's and containerd's
+        // snapshotters do not sync them either): a killed process leaves the
+        // layer whole or absent (the rename below is atomic), and a layer can
+        // always be unpacked again from its blob, which is fsynced.
         if dest.join("diff").is_dir() {
             return Ok(dest.join("diff"));
         }

@@ -95,6 +95,7 @@ pub fn apply(
         bytes: 0,
         buf: vec![0u8; COPY_BUF],
         last: Vec::new(),
+        umask: current_umask(),
     };
     let mut archive = tar::Archive::new(hashed);
     {
@@ -156,6 +157,22 @@ struct Applier<'o> {
     buf: Vec<u8>,
     /// The last entry's path, for messages.
     last: Vec<u8>,
+    /// The process umask (files are created with their mode, which the
+    /// umask may narrow; only then, or for special bits, is chmod needed).
+    umask: u32,
+}
+
+/// The umask, read without changing it (Linux 4.7+ lists it in
+/// /proc/self/status); when unknown, assume it narrows everything.
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
 }
 
 /// An entry's path split into parent and name, cleaned.
@@ -607,7 +624,7 @@ impl<'o> Applier<'o> {
                 p,
                 n,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
+                Mode::from_raw_mode(meta.mode & 0o777),
             )
         })?;
         let mut file = std::fs::File::from(fd);
@@ -640,8 +657,12 @@ impl<'o> Applier<'o> {
         }
         let fd = file.as_fd();
         self.chown_fd(fd, meta, raw)?;
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
-            .map_err(|e| Self::io_err("chmod", raw)(e.into()))?;
+        // Created with its permission bits already: chmod only for special
+        // bits (chown clears setuid/setgid) or bits the umask took away.
+        if meta.mode & 0o7000 != 0 || meta.mode & 0o777 & self.umask != 0 {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
+                .map_err(|e| Self::io_err("chmod", raw)(e.into()))?;
+        }
         self.set_xattrs(&XTarget::Fd(fd), meta, raw)?;
         rustix::fs::futimens(fd, &meta.times)
             .map_err(|e| Self::io_err("set times of", raw)(e.into()))

@@ -4,9 +4,11 @@
 #   1. installs the Debian packages Barge needs to build and test (build deps,
 #      busybox-static, and the peers the tests drive: runc, crun, podman,
 #      containerd, hyperfine, ...), via sudo unless already root;
-#   2. builds target/x86_64-unknown-linux-gnu/release/barge-runc (`cargo build --release -p barge-runc`);
-#   3. makes a busybox OCI bundle at /tmp/barge-bundle (scripts/make-test-bundle.sh);
-#   4. runs it: `sudo target/x86_64-unknown-linux-gnu/release/barge-runc run --bundle /tmp/barge-bundle demo`,
+#   2. builds target/x86_64-unknown-linux-gnu/release/{barge-runc,barge};
+#   3. makes a busybox OCI bundle at /tmp/barge-bundle (scripts/make-test-bundle.sh)
+#      and imports its rootfs as the image `busybox` (`barge import`, store
+#      /var/lib/barge);
+#   4. runs the bundle: `sudo target/x86_64-unknown-linux-gnu/release/barge-runc run --bundle /tmp/barge-bundle demo`,
 #      which prints a hello from inside the container.
 #
 # usage: ./scripts/setup.sh [--deps-only]
@@ -50,15 +52,20 @@ MSG
 	exit 1
 fi
 
-echo "==> cargo build --release -p barge-runc"
-cargo build --release -p barge-runc
+echo "==> cargo build --release -p barge-runc -p barge"
+cargo build --release -p barge-runc -p barge
 BIN=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/barge-runc
 BIN=$(realpath "$BIN")
+BARGE=$(realpath "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/barge")
 
 BUNDLE=${BUNDLE:-/tmp/barge-bundle}
 echo "==> making a busybox bundle at $BUNDLE"
 # shellcheck disable=SC2016 # expanded by the sh inside the container
 $SUDO bash scripts/make-test-bundle.sh "$BUNDLE" sh -c 'echo "hello from inside barge-runc: $(hostname), pid $$"'
+
+echo "==> a busybox image in the store (${BARGE_ROOT:-/var/lib/barge}): barge import"
+tar -C "$BUNDLE/rootfs" -c . | $SUDO "$BARGE" import -c 'CMD ["sh"]' - busybox
+$SUDO "$BARGE" images busybox
 
 echo "==> $SUDO $BIN run --bundle $BUNDLE demo"
 $SUDO "$BIN" delete --force demo >/dev/null 2>&1 || true
@@ -71,4 +78,4 @@ if ! grep -q "hello from inside" <<<"$out"; then
 	echo "setup.sh: barge-runc exited 0 but the container printed no hello" >&2
 	exit 1
 fi
-echo "==> done: barge-runc ran a container. Tests: sudo .ci/run (see README.md)"
+echo "==> done: a busybox image made, and barge-runc ran a container. Tests: sudo .ci/run (see README.md)"

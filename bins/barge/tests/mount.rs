@@ -247,3 +247,56 @@ fn writable_mount_keeps_changes_in_the_upper_dir() {
     );
     assert!(!barge_image::snapshot::is_mounted(&merged));
 }
+
+/// A big layer in an archive is unpacked while it is being stored: right
+/// after `load` the layer directory is there, under its chain id, and
+/// matches the blob.
+#[test]
+fn load_unpacks_big_layers_while_storing_them() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: unpacking owners needs root");
+        return;
+    }
+    let a = tempfile::tempdir().unwrap();
+    let store = Store::open(a.path()).unwrap();
+    let big: String = (0..3_000_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let l = store
+        .write_blob_bytes(&layer(&[("data", None), ("data/big", Some(&big))]))
+        .unwrap();
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string()]}});
+    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
+    let m = store
+        .write_json(
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer)]}),
+            MediaType::ImageManifest,
+        )
+        .unwrap();
+    store.tag("big", m).unwrap();
+    let mut archive = Vec::new();
+    barge_image::archive::save(
+        &store,
+        &["big"],
+        barge_image::archive::ArchiveFormat::DockerArchive,
+        &mut archive,
+    )
+    .unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    let other = Store::open(b.path()).unwrap();
+    barge_image::archive::load(&other, &archive[..], &mut |_| {}).unwrap();
+
+    let chain = l.digest.to_string(); // one layer: chain id = diff id
+    assert!(other.has_layer(&chain), "layer unpacked during load");
+    let diff = other.layer_diff(&chain).unwrap();
+    assert_eq!(std::fs::read_to_string(diff.join("data/big")).unwrap(), big);
+    assert!(other.check().unwrap().is_ok());
+    // Nothing left in ingest/.
+    assert_eq!(
+        std::fs::read_dir(b.path().join("ingest")).unwrap().count(),
+        0
+    );
+}

@@ -16,6 +16,7 @@ use super::{
     MAX_METADATA_BYTES, OCI_LAYER_TAR,
 };
 use crate::layer::{self, Compression};
+use crate::store::LayerIngest;
 use crate::store::{
     is_config_media_type, is_index_media_type, is_manifest_media_type, parse_any_manifest,
     parse_reference, AnyManifest, BlobInfo, ConfigInfo, Digest, Platform, Store, StoreError,
@@ -115,6 +116,91 @@ struct Loader<'a> {
     staged: HashSet<Digest>,
     /// `manifest.json`, `index.json`, `oci-layout`, `repositories`.
     meta: HashMap<String, Vec<u8>>,
+    /// Big blobs unpacked while they were being stored (they are probably
+    /// layers): diff id → unpacked directory, committed under its chain id
+    /// once the image configs are known.
+    unpacked: HashMap<String, LayerIngest>,
+}
+
+/// Blobs at least this big are unpacked as they stream in, in case they are
+/// layers (a layer directory does not depend on the layers below it when
+/// whiteouts are kept as overlayfs whiteouts).
+const UNPACK_WHILE_STORING: u64 = 1 << 20;
+
+/// Passes what is read on to an unpacking thread.
+struct Tee<'r, R> {
+    inner: &'r mut R,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(tx) = &self.tx {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    self.tx = None; // the unpacker gave up
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The unpacking thread's input.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Unpack a streamed blob as a layer; `None` if it is not one (or fails:
+/// the layer is then unpacked the ordinary way later).
+fn unpack_streamed(
+    store: &Store,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> Option<(String, LayerIngest)> {
+    let mut input = ChunkReader {
+        rx,
+        chunk: Vec::new(),
+        pos: 0,
+    };
+    // The placeholder name is replaced by the chain id at commit.
+    let ingest = store
+        .begin_layer(&format!("sha256:{}", "0".repeat(64)))
+        .ok();
+    let result = ingest.as_ref().map(|ing| {
+        let opts = layer::ApplyOptions {
+            whiteouts: layer::WhiteoutMode::OverlayFs,
+            ..layer::ApplyOptions::default()
+        };
+        layer::apply(&mut input, &ing.diff_path(), &opts)
+    });
+    // Never leave the storing side blocked on a full channel.
+    let mut sink = [0u8; 64 << 10];
+    while matches!(input.read(&mut sink), Ok(n) if n > 0) {}
+    match (ingest, result) {
+        (Some(ing), Some(Ok(stats))) => Some((stats.diff_id, ing)),
+        _ => None,
+    }
 }
 
 /// One image ready to be tagged.
@@ -192,6 +278,7 @@ fn load_named(
         files: HashMap::new(),
         staged: HashSet::new(),
         meta: HashMap::new(),
+        unpacked: HashMap::new(),
     };
     let rest = loader.read_entries(BufReader::with_capacity(READ_BUF, source), progress)?;
     loader.drain(rest)?;
@@ -217,6 +304,24 @@ fn load_named(
             progress(&format!("Loaded image: {t}"));
         }
         report.images.push((r.tags, r.id));
+    }
+    // Layers unpacked while streaming take their place under their chain
+    // ids; any other layer is unpacked when the image is first used.
+    for (_, id) in &report.images {
+        let Ok(info) = store.read_config_info(id) else {
+            continue;
+        };
+        let Ok(chains) = info.chain_ids() else {
+            continue;
+        };
+        for (diff_id, chain) in info.rootfs.diff_ids.iter().zip(chains) {
+            if store.has_layer(&chain) {
+                continue;
+            }
+            if let Some(ingest) = loader.unpacked.remove(diff_id) {
+                let _ = store.commit_layer_as(ingest, &chain);
+            }
+        }
     }
     Ok(report)
 }
@@ -330,10 +435,33 @@ impl Loader<'_> {
                     continue;
                 }
                 let expected = blob_digest_of_path(&path);
-                let info = match self
-                    .store
-                    .write_blob(&mut data, expected.as_ref(), Some(size))
+                let store = self.store;
+                let (written, streamed) = if size >= UNPACK_WHILE_STORING
+                    && !expected.as_ref().is_some_and(|d| store.has_blob(d))
                 {
+                    std::thread::scope(|scope| {
+                        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+                        let unpacker = scope.spawn(move || unpack_streamed(store, rx));
+                        let mut tee = Tee {
+                            inner: &mut data,
+                            tx: Some(tx),
+                        };
+                        let written = store.write_blob(&mut tee, expected.as_ref(), Some(size));
+                        drop(tee);
+                        (written, unpacker.join().ok().flatten())
+                    })
+                } else {
+                    (
+                        store.write_blob(&mut data, expected.as_ref(), Some(size)),
+                        None,
+                    )
+                };
+                if let Some((diff_id, ingest)) = streamed {
+                    if written.is_ok() {
+                        self.unpacked.entry(diff_id).or_insert(ingest);
+                    }
+                }
+                let info = match written {
                     Ok(i) => i,
                     Err(e) => {
                         if data.short || self.source_failed.get() {

@@ -49,6 +49,30 @@ fn layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// Store an image made of these layer tars (bottom first) under `tag`;
+/// returns the layer blobs.
+fn tag_image(store: &Store, tag: &str, layers: &[Vec<u8>]) -> Vec<barge_image::store::BlobInfo> {
+    let blobs: Vec<_> = layers
+        .iter()
+        .map(|l| store.write_blob_bytes(l).unwrap())
+        .collect();
+    let diff_ids: Vec<String> = blobs.iter().map(|b| b.digest.to_string()).collect();
+    let descs: Vec<_> = blobs
+        .iter()
+        .map(|b| b.descriptor(MediaType::ImageLayer))
+        .collect();
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
+    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg_desc, "layers": descs});
+    let m = store
+        .write_json(&manifest, MediaType::ImageManifest)
+        .unwrap();
+    store.tag(tag, m).unwrap();
+    blobs
+}
+
 fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -101,29 +125,7 @@ fn three_layer_image_mounts_with_whiteouts_and_opaque_dirs_applied() {
             ("a/added", Some("+")),
         ]),
     ];
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for l in &layers {
-        let b = store.write_blob_bytes(l).unwrap();
-        diff_ids.push(b.digest.to_string());
-        descs.push(b.descriptor(MediaType::ImageLayer));
-    }
-    let cfg = json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "config": {}
-    });
-    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": cfg_desc,
-        "layers": descs,
-    });
-    let m = store
-        .write_json(&manifest, MediaType::ImageManifest)
-        .unwrap();
-    store.tag("localhost/whiteouts:1", m).unwrap();
+    tag_image(&store, "localhost/whiteouts:1", &layers);
 
     let (code, out, err) = barge(root.path(), &["image", "mount", "localhost/whiteouts:1"]);
     assert_eq!(code, 0, "{err}");
@@ -173,20 +175,7 @@ fn mounted_image_keeps_its_layers_through_rmi_and_prune() {
     }
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
-    let l = store
-        .write_blob_bytes(&layer(&[("hello", Some("world"))]))
-        .unwrap();
-    let cfg = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string()]}});
-    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
-    let m = store
-        .write_json(
-            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer)]}),
-            MediaType::ImageManifest,
-        )
-        .unwrap();
-    store.tag("hello", m).unwrap();
+    tag_image(&store, "hello", &[layer(&[("hello", Some("world"))])]);
     let (code, out, err) = barge(root.path(), &["image", "mount", "hello"]);
     assert_eq!(code, 0, "{err}");
     let merged = std::path::PathBuf::from(out.trim());
@@ -211,23 +200,14 @@ fn writable_mount_keeps_changes_in_the_upper_dir() {
     }
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
-    let l = store
-        .write_blob_bytes(&layer(&[("etc", None), ("etc/motd", Some("hi"))]))
-        .unwrap();
-    let l2 = store
-        .write_blob_bytes(&layer(&[("bin", None), ("bin/tool", Some("x"))]))
-        .unwrap();
-    let cfg = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string(), l2.digest.to_string()]}});
-    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
-    let m = store
-        .write_json(
-            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer), l2.descriptor(MediaType::ImageLayer)]}),
-            MediaType::ImageManifest,
-        )
-        .unwrap();
-    store.tag("rw", m).unwrap();
+    tag_image(
+        &store,
+        "rw",
+        &[
+            layer(&[("etc", None), ("etc/motd", Some("hi"))]),
+            layer(&[("bin", None), ("bin/tool", Some("x"))]),
+        ],
+    );
     let img = store.resolve("rw").unwrap();
     let lowers = barge_image::snapshot::unpack(&store, &img).unwrap();
     let c = root.path().join("container");
@@ -262,20 +242,12 @@ fn load_unpacks_big_layers_while_storing_them() {
     let big: String = (0..3_000_000u32)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    let l = store
-        .write_blob_bytes(&layer(&[("data", None), ("data/big", Some(&big))]))
-        .unwrap();
-    let cfg = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string()]}});
-    let cfg_desc = store.write_json(&cfg, MediaType::ImageConfig).unwrap();
-    let m = store
-        .write_json(
-            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": cfg_desc, "layers": [l.descriptor(MediaType::ImageLayer)]}),
-            MediaType::ImageManifest,
-        )
-        .unwrap();
-    store.tag("big", m).unwrap();
+    let l = tag_image(
+        &store,
+        "big",
+        &[layer(&[("data", None), ("data/big", Some(&big))])],
+    )
+    .remove(0);
     let mut archive = Vec::new();
     barge_image::archive::save(
         &store,

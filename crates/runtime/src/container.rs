@@ -431,12 +431,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
     };
     container.save()?;
     if let Some(pf) = &opts.pid_file {
-        let pf = if pf.is_absolute() {
-            pf.clone()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(pf)
-        };
-        utils::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)?;
+        utils::write_pid_file(pf, pid)?;
     }
     if let Some(sock) = &opts.pidfd_socket {
         send_pidfd(sock, pid)?;

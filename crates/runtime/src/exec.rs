@@ -178,12 +178,7 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
         }
     }
     if let Some(pf) = &opts.pid_file {
-        let pf = if pf.is_absolute() {
-            pf.clone()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(pf)
-        };
-        utils::write_atomic(&pf, child.to_string().as_bytes(), 0o644)?;
+        utils::write_pid_file(pf, child)?;
     }
     if let Some(sock) = &opts.pidfd_socket {
         crate::container::send_pidfd(sock, child)?;

@@ -86,6 +86,17 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .ctx(|| format!("write {}", path.display()))
 }
 
+/// Write a `--pid-file` (a relative path is taken from the current
+/// directory, as runc does).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}
+
 /// The start time of a process (field 22 of /proc/<pid>/stat, in clock
 /// ticks since boot) and whether it is a zombie. `None` when it is gone.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {

@@ -1,0 +1,5 @@
+//! barge-monitor: one per container (see barge_engine::monitor).
+
+fn main() {
+    std::process::exit(barge_engine::monitor::main());
+}

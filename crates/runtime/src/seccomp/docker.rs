@@ -17,9 +17,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::{parse_action, parse_arch, parse_flag, parse_operator, SeccompError};
 
-/// Docker's default profile, embedded; parsed only by
+/// Docker's default profile (JSON, Docker's format), embedded; converted by
 /// [`docker_default_profile`].
-const DOCKER_DEFAULT_JSON: &str = include_str!("docker-default.json");
+pub const DOCKER_DEFAULT_JSON: &str = include_str!("docker-default.json");
 
 /// The capabilities Docker grants a container by default (moby
 /// `oci/caps.DefaultCapabilities`).

@@ -45,6 +45,7 @@ use crate::sys::socket;
 
 pub use docker::{
     docker_default_profile, from_docker_profile, host_arch, DOCKER_DEFAULT_CAPABILITIES,
+    DOCKER_DEFAULT_JSON,
 };
 
 /// What can go wrong with a seccomp configuration or while installing it.

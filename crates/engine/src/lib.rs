@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod fsops;
 pub mod ids;
+pub mod lifecycle;
 pub mod logfile;
 pub mod monitor;
 pub mod opts;

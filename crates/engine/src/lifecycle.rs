@@ -1,0 +1,606 @@
+//! The container lifecycle as the CLI drives it: create (record from image
+//! and flags), start (rootfs, bundle, monitor), stop, kill, pause, remove,
+//! wait. Every step that fails undoes what it did: no mount, runtime
+//! container or half-created record is left behind.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use barge_image::snapshot;
+use barge_image::store::{Digest, ImageRef, Store, MAX_CONFIG_BYTES};
+use serde_json::Value;
+
+use crate::error::{io, EngineError, Result};
+use crate::record::{Config, ContainerRecord, HealthConfig, HostConfig};
+use crate::runtime::{find_binary, Runtime};
+use crate::store::Engine;
+
+/// Pin name of a container's image in the image store.
+pub fn pin_name(id: &str) -> String {
+    format!("container-{id}")
+}
+
+/// What the user asked for, before the image's defaults are merged in.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub image: String,
+    pub name: Option<String>,
+    pub config: Config,
+    /// `Cmd` was given on the command line (else the image's is used).
+    pub cmd_given: bool,
+    /// `--entrypoint` was given (`Some(empty)` clears the image's).
+    pub entrypoint: Option<Vec<String>>,
+    pub host_config: HostConfig,
+    /// `--runtime` (name or path); empty = barge-runc.
+    pub runtime: String,
+    /// Disable the image's health check (`--no-healthcheck`).
+    pub no_healthcheck: bool,
+}
+
+/// Resolves an image for a container, with Docker's wording if missing.
+pub fn resolve_image(store: &Store, image: &str) -> Result<ImageRef> {
+    store.resolve(image).map_err(|e| match e {
+        barge_image::store::StoreError::ImageNotFound { .. } => {
+            let shown = if image.contains(':') || image.contains('@') || image.starts_with("sha256") {
+                image.to_string()
+            } else {
+                format!("{image}:latest")
+            };
+            EngineError::NoSuchImage(format!(
+                "{shown} (Unable to find image '{shown}' locally; load or import it first)"
+            ))
+        }
+        other => EngineError::Store(other),
+    })
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Creates the container record (`barge create`): the image's config with
+/// the user's flags on top.
+pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<ContainerRecord> {
+    let img = resolve_image(store, &req.image)?;
+    let image_cfg: Value = store.read_json(&img.config_digest, MAX_CONFIG_BYTES)?;
+    let ic = image_cfg.get("config").cloned().unwrap_or(Value::Null);
+
+    let mut config = req.config.clone();
+    config.image = req.image.clone();
+    // Env: the image's, then ours (ours win).
+    let mut env: Vec<String> = str_list(ic.get("Env"));
+    for e in &req.config.env {
+        let k = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(k));
+        env.push(e.clone());
+    }
+    config.env = env;
+    config.entrypoint = match &req.entrypoint {
+        Some(ep) => ep.clone(),
+        None => str_list(ic.get("Entrypoint")),
+    };
+    if !req.cmd_given {
+        // Docker: an --entrypoint clears the image's CMD.
+        config.cmd = if req.entrypoint.is_some() {
+            Vec::new()
+        } else {
+            str_list(ic.get("Cmd"))
+        };
+    }
+    if config.entrypoint.is_empty() && config.cmd.is_empty() {
+        return Err(EngineError::InvalidArgument(
+            "No command specified".into(),
+        ));
+    }
+    if config.working_dir.is_empty() {
+        config.working_dir = ic
+            .get("WorkingDir")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+    }
+    if config.user.is_empty() {
+        config.user = ic.get("User").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    }
+    if let Some(Value::Object(l)) = ic.get("Labels") {
+        for (k, v) in l {
+            config
+                .labels
+                .entry(k.clone())
+                .or_insert_with(|| v.as_str().unwrap_or_default().to_string());
+        }
+    }
+    if config.stop_signal.is_none() {
+        config.stop_signal = ic.get("StopSignal").and_then(|v| v.as_str()).map(String::from);
+    }
+    if req.no_healthcheck {
+        config.healthcheck = Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+    } else if let Some(h) = ic.get("Healthcheck") {
+        if let Ok(image_hc) = serde_json::from_value::<HealthConfig>(h.clone()) {
+            let mut hc = config.healthcheck.take().unwrap_or_default();
+            if hc.test.is_empty() {
+                hc.test = image_hc.test;
+            }
+            if hc.interval == 0 {
+                hc.interval = image_hc.interval;
+            }
+            if hc.timeout == 0 {
+                hc.timeout = image_hc.timeout;
+            }
+            if hc.start_period == 0 {
+                hc.start_period = image_hc.start_period;
+            }
+            if hc.retries == 0 {
+                hc.retries = image_hc.retries;
+            }
+            if !hc.test.is_empty() {
+                config.healthcheck = Some(hc);
+            }
+        }
+    }
+    if let Some(Value::Object(p)) = ic.get("ExposedPorts") {
+        config.exposed_ports = p.clone().into_iter().collect();
+    }
+    if let Some(Value::Object(v)) = ic.get("Volumes") {
+        config.volumes = v.clone().into_iter().collect();
+    }
+
+    let mut host_config = req.host_config.clone();
+    if host_config.network_mode.is_empty() {
+        host_config.network_mode = "none".into();
+    }
+    if host_config.shm_size == 0 {
+        host_config.shm_size = 64 << 20;
+    }
+    // Refuse handing the engine itself to the container.
+    if !host_config.allow_engine_socket {
+        for m in &host_config.mounts {
+            if m.kind == "bind" && crate::spec::is_engine_path(Path::new(&m.source), engine.root()) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "refusing to mount {} into the container: it is the container engine's own state or API socket, and whoever can use it is root on this host. Pass --allow-engine-socket if that is really intended",
+                    m.source
+                )));
+            }
+        }
+    }
+    let runtime_path = find_binary(if req.runtime.is_empty() {
+        "barge-runc"
+    } else {
+        &req.runtime
+    })
+    .map_err(|_| {
+        EngineError::InvalidArgument(format!(
+            "unknown or invalid runtime name: {}",
+            if req.runtime.is_empty() { "barge-runc" } else { &req.runtime }
+        ))
+    })?;
+    host_config.runtime = if req.runtime.is_empty() {
+        "barge-runc".into()
+    } else {
+        req.runtime.clone()
+    };
+
+    let id = crate::ids::new_id()?;
+    if config.hostname.is_empty() {
+        config.hostname = crate::ids::short(&id).to_string();
+    }
+    let given = req.name.is_some();
+    let mut attempt = 0;
+    loop {
+        let name = match &req.name {
+            Some(n) => crate::ids::validate_name(n)?,
+            None => crate::ids::random_name(attempt)?,
+        };
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: crate::time::now_rfc3339(),
+            image_name: req.image.clone(),
+            image_id: img.config_digest.to_string(),
+            manifest_digest: img.manifest_digest.to_string(),
+            config: config.clone(),
+            host_config: host_config.clone(),
+            runtime_path: runtime_path.to_string_lossy().into_owned(),
+        };
+        store.pin(&pin_name(&id), &[img.manifest_digest.clone()])?;
+        match engine.create(&rec, &|_| Ok(())) {
+            Ok(()) => {
+                crate::events::emit(engine.root(), "create", &id, &rec.config.image, &rec.name, &[]);
+                return Ok(rec);
+            }
+            Err(EngineError::NameInUse { .. }) if !given && attempt < 5 => attempt += 1,
+            Err(e) => {
+                let _ = store.unpin(&pin_name(&id));
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The container's rootfs mount point.
+pub fn rootfs_dir(dir: &Path) -> PathBuf {
+    dir.join("merged")
+}
+
+/// Mounts the container's rootfs (image layers + its upper dir) unless it
+/// is mounted already; returns the lower dirs.
+pub fn mount_rootfs(store: &Store, rec: &ContainerRecord, dir: &Path) -> Result<Vec<PathBuf>> {
+    let _lock = store.lock_shared()?;
+    let img = store.resolve(&rec.manifest_digest)?;
+    let lowers = snapshot::unpack(store, &img)?;
+    let target = rootfs_dir(dir);
+    if !snapshot::is_mounted(&target) {
+        snapshot::mount_rw(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
+    }
+    Ok(lowers)
+}
+
+/// The image's lower dirs (unpacking them if needed).
+pub fn lowers(store: &Store, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
+    let _lock = store.lock_shared()?;
+    let img = store.resolve(&rec.manifest_digest)?;
+    Ok(snapshot::unpack(store, &img)?)
+}
+
+/// Unmounts the container's rootfs if mounted.
+pub fn unmount_rootfs(dir: &Path) -> Result<()> {
+    let target = rootfs_dir(dir);
+    if snapshot::is_mounted(&target) {
+        snapshot::unmount(&target)?;
+    }
+    Ok(())
+}
+
+/// Removes a stopped container's files, its name and its image pin.
+pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
+    let dir = engine.dir(id);
+    unmount_rootfs(&dir)?;
+    engine.remove(id)?;
+    if let Ok(store) = Store::open(engine.root()) {
+        let _ = store.unpin(&pin_name(id));
+    }
+    Ok(())
+}
+
+/// Is the host on the unified cgroup hierarchy only?
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A started container: its init pid, and the attach stream if asked for.
+pub struct Started {
+    pub pid: i32,
+    pub attach: Option<UnixStream>,
+}
+
+/// Starts a created or exited container: mounts its rootfs, writes its
+/// bundle, spawns its monitor and waits until the container runs (or
+/// failed, which is undone). With `attach`, connects to the monitor before
+/// the container's process starts, so no output is missed.
+pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<Started> {
+    let _l = engine.lock(id)?;
+    let c = engine.container(id)?;
+    match c.state.status.as_str() {
+        "running" | "restarting" => {
+            return Err(EngineError::Conflict(format!(
+                "container {id} is already running"
+            )))
+        }
+        "paused" => {
+            return Err(EngineError::Conflict(
+                "cannot start a paused container, try unpause instead".into(),
+            ))
+        }
+        _ => {}
+    }
+    let rec = c.record;
+    let dir = engine.dir(id);
+    let undo = |e: EngineError| -> EngineError {
+        let _ = unmount_rootfs(&dir);
+        e
+    };
+    mount_rootfs(store, &rec, &dir)?;
+    let rootfs = rootfs_dir(&dir);
+    crate::spec::write_etc_files(&dir, &rec.config.hostname, &rec.config.domainname)
+        .map_err(undo)?;
+    let init = if rec.host_config.init == Some(true) {
+        Some(find_init().map_err(undo)?)
+    } else {
+        None
+    };
+    let volumes = engine.volumes_dir();
+    let spec = crate::spec::build(&crate::spec::SpecInput {
+        record: &rec,
+        rootfs: &rootfs,
+        dir: &dir,
+        volumes_dir: &volumes,
+        init_binary: init.as_deref(),
+        cgroup_v2: cgroup_v2(),
+    })
+    .map_err(undo)?;
+    crate::store::write_json_atomic(&dir.join("config.json"), &spec).map_err(undo)?;
+    engine
+        .update_state(id, |s| {
+            s.manual_stop = false;
+            s.restart_count = 0;
+            s.error.clear();
+        })
+        .map_err(undo)?;
+
+    let monitor = find_binary("barge-monitor").map_err(undo)?;
+    let log = dir.join("monitor.log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io("open", &log))
+        .map_err(undo)?;
+    let mut cmd = Command::new(&monitor);
+    cmd.arg(engine.root()).arg(id);
+    if attach {
+        cmd.arg("--attach");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .map_err(io("run", &monitor))
+        .map_err(undo)?;
+    let Some(out) = child.stdout.take() else {
+        return Err(undo(EngineError::Runtime("the monitor has no stdout".into())));
+    };
+    let mut lines = BufReader::new(out).lines();
+    let mut stream = None;
+    let result = loop {
+        match lines.next() {
+            Some(Ok(l)) if l == "listening" => {
+                if attach {
+                    match crate::attach::connect(&dir) {
+                        Ok(s) => stream = Some(s),
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+            Some(Ok(l)) if l.starts_with("running ") => {
+                let pid = l["running ".len()..].trim().parse().unwrap_or(0);
+                break Ok(pid);
+            }
+            Some(Ok(l)) if l.starts_with("error ") => {
+                let rest = &l["error ".len()..];
+                let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
+                let msg = msg.to_string();
+                break Err(match code {
+                    "126" => EngineError::CannotExecute(msg),
+                    "127" => EngineError::CommandNotFound(msg),
+                    _ => EngineError::Runtime(msg),
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Err(EngineError::Runtime(format!("the monitor: {e}"))),
+            None => {
+                break Err(EngineError::Runtime(format!(
+                    "the monitor exited before the container started; see {}",
+                    log.display()
+                )))
+            }
+        }
+    };
+    match result {
+        Ok(pid) => {
+            // The monitor lives on; it is reaped by whoever inherits it.
+            drop(child);
+            Ok(Started {
+                pid,
+                attach: stream,
+            })
+        }
+        Err(e) => {
+            let _ = child.wait();
+            let rt = runtime_of(engine, &rec);
+            let _ = rt.delete(id);
+            let msg = e.to_string();
+            let code = e.exit_code();
+            let _ = engine.update_state(id, |s| {
+                s.status = if s.started_at == crate::record::ZERO_TIME {
+                    "created".into()
+                } else {
+                    "exited".into()
+                };
+                s.running = false;
+                s.pid = 0;
+                s.error = msg.clone();
+                s.exit_code = code;
+            });
+            Err(undo(e))
+        }
+    }
+}
+
+/// `--init`: a static init to bind-mount at /sbin/docker-init.
+fn find_init() -> Result<PathBuf> {
+    for name in ["barge-init", "docker-init", "tini-static", "tini"] {
+        if let Ok(p) = find_binary(name) {
+            return Ok(p);
+        }
+    }
+    Err(EngineError::InvalidArgument(
+        "--init needs a static init binary (tini-static: apt-get install tini)".into(),
+    ))
+}
+
+/// The runtime of a container.
+pub fn runtime_of(engine: &Engine, rec: &ContainerRecord) -> Runtime {
+    Runtime::new(
+        PathBuf::from(&rec.runtime_path),
+        engine.runtime_root(&rec.runtime_path),
+    )
+}
+
+/// Waits until the container is no longer running (or the timeout).
+pub fn wait_stopped(engine: &Engine, id: &str, timeout: Option<Duration>) -> Result<bool> {
+    let until = timeout.map(|t| Instant::now() + t);
+    loop {
+        let c = engine.container(id)?;
+        if !matches!(c.state.status.as_str(), "running" | "paused") {
+            return Ok(true);
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `barge stop`: the stop signal, then SIGKILL after `timeout` seconds.
+pub fn stop(engine: &Engine, id: &str, timeout: Option<i64>) -> Result<()> {
+    let c = engine.container(id)?;
+    engine.update_state(id, |s| s.manual_stop = true)?;
+    if !matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
+        return Ok(());
+    }
+    let rt = runtime_of(engine, &c.record);
+    let signal = c
+        .record
+        .config
+        .stop_signal
+        .clone()
+        .unwrap_or_else(|| "SIGTERM".into());
+    let timeout = timeout
+        .or(c.record.config.stop_timeout)
+        .unwrap_or(10)
+        .max(0);
+    if c.state.status == "paused" {
+        let _ = rt.resume(id);
+    }
+    if c.state.status != "restarting" {
+        let _ = rt.kill(id, &signal, false);
+        if !wait_stopped(engine, id, Some(Duration::from_secs(timeout as u64)))? {
+            let _ = rt.kill(id, "SIGKILL", true);
+            wait_stopped(engine, id, Some(Duration::from_secs(30)))?;
+        }
+    } else {
+        wait_stopped(engine, id, Some(Duration::from_secs(5)))?;
+    }
+    let c = engine.container(id)?;
+    crate::events::emit(engine.root(), "stop", id, &c.record.config.image, &c.record.name, &[]);
+    Ok(())
+}
+
+/// `barge kill`.
+pub fn kill(engine: &Engine, id: &str, signal: &str) -> Result<()> {
+    let c = engine.container(id)?;
+    if !matches!(c.state.status.as_str(), "running" | "paused") {
+        return Err(EngineError::Conflict(format!(
+            "Cannot kill container: {id}: Container {id} is not running"
+        )));
+    }
+    let sig = signal.trim_start_matches("SIG");
+    if matches!(sig, "KILL" | "9" | "TERM" | "15" | "INT" | "2") {
+        engine.update_state(id, |s| s.manual_stop = true)?;
+    }
+    let rt = runtime_of(engine, &c.record);
+    rt.kill(id, signal, false)?;
+    crate::events::emit(
+        engine.root(),
+        "kill",
+        id,
+        &c.record.config.image,
+        &c.record.name,
+        &[("signal", signal.to_string())],
+    );
+    Ok(())
+}
+
+/// `barge pause` / `unpause`.
+pub fn pause(engine: &Engine, id: &str, pause: bool) -> Result<()> {
+    let _l = engine.lock(id)?;
+    let c = engine.container(id)?;
+    let rt = runtime_of(engine, &c.record);
+    if pause {
+        if c.state.status == "paused" {
+            return Err(EngineError::Conflict(format!("Container {id} is already paused")));
+        }
+        if c.state.status != "running" {
+            return Err(EngineError::Conflict(format!("Container {id} is not running")));
+        }
+        rt.pause(id)?;
+    } else {
+        if c.state.status != "paused" {
+            return Err(EngineError::Conflict(format!("Container {id} is not paused")));
+        }
+        rt.resume(id)?;
+    }
+    engine.update_state(id, |s| {
+        if s.running {
+            s.paused = pause;
+            s.status = if pause { "paused" } else { "running" }.into();
+        }
+    })?;
+    crate::events::emit(
+        engine.root(),
+        if pause { "pause" } else { "unpause" },
+        id,
+        &c.record.config.image,
+        &c.record.name,
+        &[],
+    );
+    Ok(())
+}
+
+/// `barge rm`: refuses a running container unless `force` (then kills it).
+pub fn remove(engine: &Engine, id: &str, force: bool, volumes: bool) -> Result<()> {
+    let c = engine.container(id)?;
+    if matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
+        if !force {
+            let what = if c.state.status == "paused" { "paused" } else { "running" };
+            return Err(EngineError::Conflict(format!(
+                "You cannot remove a {what} container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
+        engine.update_state(id, |s| s.manual_stop = true)?;
+        let rt = runtime_of(engine, &c.record);
+        let _ = rt.kill(id, "SIGKILL", true);
+        if !wait_stopped(engine, id, Some(Duration::from_secs(10)))? {
+            // The monitor is gone or stuck: clean up ourselves.
+            let _ = rt.delete(id);
+        }
+        // Let the monitor finish its bookkeeping (it unmounts the rootfs).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let s = engine.raw_state(id)?;
+            if !crate::store::process_alive(s.monitor_pid, s.monitor_start) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _l = engine.lock(id)?;
+    let rt = runtime_of(engine, &c.record);
+    let _ = rt.delete(id);
+    if volumes {
+        for m in &c.record.host_config.mounts {
+            if m.kind == "volume" && m.source.starts_with("anon-") {
+                let _ = std::fs::remove_dir_all(engine.volumes_dir().join(&m.source));
+            }
+        }
+    }
+    remove_files(engine, id)?;
+    crate::events::emit(engine.root(), "destroy", id, &c.record.config.image, &c.record.name, &[]);
+    Ok(())
+}
+
+/// The config digest of a container's image as `Digest`.
+pub fn image_digest(rec: &ContainerRecord) -> Option<Digest> {
+    rec.image_id.parse().ok()
+}

@@ -23,6 +23,11 @@ pub fn size(bytes: u64) -> String {
 
 /// "3 seconds ago", "2 hours ago", "5 weeks ago" (go-units HumanDuration).
 pub fn since(secs: i64) -> String {
+    format!("{} ago", duration(secs))
+}
+
+/// "3 seconds", "About an hour", "5 weeks" (go-units HumanDuration).
+pub fn duration(secs: i64) -> String {
     let s = secs.max(0);
     let d = |n: i64, unit: &str| {
         if n == 1 {
@@ -56,7 +61,7 @@ pub fn since(secs: i64) -> String {
     } else {
         d(s / (365 * 86400), "year")
     };
-    format!("{text} ago")
+    text
 }
 
 /// Seconds since the epoch of an RFC 3339 time ("2024-01-02T03:04:05.123Z",

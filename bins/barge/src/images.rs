@@ -348,7 +348,7 @@ fn config_value(store: &Store, id: &Digest) -> Result<Value> {
     Ok(store.read_json::<Value>(id, MAX_CONFIG_BYTES)?)
 }
 
-fn inspect_value(store: &Store, name: &str) -> Result<Value> {
+pub fn inspect_value(store: &Store, name: &str) -> Result<Value> {
     let img = store
         .resolve(name)
         .map_err(|_| anyhow!("No such image: {name}"))?;

@@ -2,9 +2,14 @@
 //! Daemonless: every command works on the store directly (file locks make
 //! concurrent commands safe).
 //!
-//! Today: the image commands: import, save, load, images, tag, rmi, image
-//! inspect, history, image mount, image prune, system df, system check.
+//! Containers (run, create, start, stop, kill, restart, pause, unpause, rm,
+//! ps, logs, exec, attach, wait, inspect, rename, top...) and images
+//! (import, save, load, images, tag, rmi, history, image mount, image
+//! prune, system df, system check).
 
+#![recursion_limit = "256"]
+
+mod containers;
 mod format;
 mod human;
 mod images;
@@ -34,6 +39,43 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and run a new container from an image
+    Run(containers::RunArgs),
+    /// Create a new container
+    Create(containers::CreateFlags),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(containers::AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::WaitArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
+    /// Display the running processes of a container
+    Top(containers::TopArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    },
     /// List images
     Images(images::ListArgs),
     /// Manage images
@@ -90,6 +132,45 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(containers::RunArgs),
+    /// Create a new container
+    Create(containers::CreateFlags),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Attach to a running container
+    Attach(containers::AttachArgs),
+    /// Block until one or more containers stop
+    Wait(containers::WaitArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
+    /// Display the running processes of a container
+    Top(containers::TopArgs),
+    /// Display detailed information on one or more containers
+    Inspect(images::InspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
@@ -124,8 +205,13 @@ fn main() {
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", format!("{e:#}").replace('\n', " "));
-            1
+            if let Some(x) = e.downcast_ref::<containers::Exit>() {
+                eprintln!("Error: {}", x.message.replace('\n', " "));
+                x.code
+            } else {
+                eprintln!("Error: {}", format!("{e:#}").replace('\n', " "));
+                1
+            }
         }
     };
     std::process::exit(code);
@@ -133,7 +219,28 @@ fn main() {
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     let store = || images::open_store(&cli.root);
+    let root = cli.root.as_path();
+    if let Command::Container { command } = &cli.command {
+        return container_command(root, command);
+    }
     match &cli.command {
+        Command::Run(a) => containers::run(root, a),
+        Command::Create(a) => containers::create(root, a),
+        Command::Start(a) => containers::start(root, a),
+        Command::Stop(a) => containers::stop(root, a),
+        Command::Restart(a) => containers::restart(root, a),
+        Command::Kill(a) => containers::kill(root, a),
+        Command::Pause(a) => containers::pause(root, a, true),
+        Command::Unpause(a) => containers::pause(root, a, false),
+        Command::Rm(a) => containers::rm(root, a),
+        Command::Ps(a) => containers::ps(root, a),
+        Command::Logs(a) => containers::logs(root, a),
+        Command::Exec(a) => containers::exec(root, a),
+        Command::Attach(a) => containers::attach(root, a),
+        Command::Wait(a) => containers::wait(root, a),
+        Command::Rename(a) => containers::rename(root, a),
+        Command::Top(a) => containers::top(root, a),
+        Command::Container { .. } => unreachable!("handled above"),
         Command::Images(a)
         | Command::Image {
             command: ImageCommand::Ls(a),
@@ -150,8 +257,8 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         | Command::Image {
             command: ImageCommand::History(a),
         } => images::history(&store()?, a),
-        Command::Inspect(a)
-        | Command::Image {
+        Command::Inspect(a) => containers::inspect(root, a, false),
+        Command::Image {
             command: ImageCommand::Inspect(a),
         } => images::inspect(&store()?, a),
         Command::Image {
@@ -187,5 +294,27 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::System {
             command: SystemCommand::Check,
         } => images::system_check(&store()?),
+    }
+}
+
+fn container_command(root: &std::path::Path, c: &ContainerCommand) -> anyhow::Result<i32> {
+    match c {
+        ContainerCommand::Run(a) => containers::run(root, a),
+        ContainerCommand::Create(a) => containers::create(root, a),
+        ContainerCommand::Start(a) => containers::start(root, a),
+        ContainerCommand::Stop(a) => containers::stop(root, a),
+        ContainerCommand::Restart(a) => containers::restart(root, a),
+        ContainerCommand::Kill(a) => containers::kill(root, a),
+        ContainerCommand::Pause(a) => containers::pause(root, a, true),
+        ContainerCommand::Unpause(a) => containers::pause(root, a, false),
+        ContainerCommand::Rm(a) => containers::rm(root, a),
+        ContainerCommand::Ls(a) => containers::ps(root, a),
+        ContainerCommand::Logs(a) => containers::logs(root, a),
+        ContainerCommand::Exec(a) => containers::exec(root, a),
+        ContainerCommand::Attach(a) => containers::attach(root, a),
+        ContainerCommand::Wait(a) => containers::wait(root, a),
+        ContainerCommand::Rename(a) => containers::rename(root, a),
+        ContainerCommand::Top(a) => containers::top(root, a),
+        ContainerCommand::Inspect(a) => containers::inspect(root, a, true),
     }
 }

@@ -722,7 +722,7 @@ impl Monitor {
     fn reap(&mut self) -> Option<i32> {
         let mut result = None;
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => {
                     let p = pid.as_raw_nonzero().get();
                     let code = status
@@ -738,7 +738,7 @@ impl Monitor {
                 _ => break,
             }
         }
-        if result.is_none() && self.pid > 0 && !Path::new(&format!("/proc/{}", self.pid)).exists() {
+        if result.is_none() && self.pid > 0 && !crate::store::process_alive(self.pid, 0) {
             // Not our child (e.g. the runtime's init was not reparented):
             // its status is gone with it.
             result = Some(137);

@@ -301,16 +301,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
     let mut no_new_privs = false;
     let mut seccomp: Option<Value> = None;
     let mut seccomp_unconfined = privileged;
+    let mut system_paths = !privileged;
     for opt in &hc.security_opt {
-        let (k, v) = opt
-            .split_once(['=', ':'])
-            .unwrap_or((opt.as_str(), "true"));
-        match k {
-            "no-new-privileges" => no_new_privs = v != "false",
-            "seccomp" if v == "unconfined" => seccomp_unconfined = true,
-            "seccomp" => {
-                let p = Path::new(v);
-                let json = std::fs::read_to_string(p).map_err(|e| {
+        use crate::opts::{SeccompProfile, SecurityOpt};
+        match crate::opts::parse_security_opt(opt)? {
+            SecurityOpt::NoNewPrivileges(v) => no_new_privs = v,
+            SecurityOpt::Seccomp(SeccompProfile::Unconfined) => seccomp_unconfined = true,
+            SecurityOpt::Seccomp(SeccompProfile::Builtin) => {}
+            SecurityOpt::Seccomp(SeccompProfile::Path(v)) => {
+                let json = std::fs::read_to_string(Path::new(&v)).map_err(|e| {
                     EngineError::InvalidArgument(format!(
                         "opening seccomp profile ({v}) failed: {e}"
                     ))
@@ -318,7 +317,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
                 seccomp = Some(seccomp_profile(&json, &caps)?);
                 seccomp_unconfined = false;
             }
-            _ => {}
+            SecurityOpt::SystemPathsUnconfined => system_paths = false,
+            // No AppArmor or SELinux on Barge's hosts yet; cgroups stay
+            // read-only.
+            SecurityOpt::Apparmor(_) | SecurityOpt::Label(_) | SecurityOpt::WritableCgroups(_) => {}
         }
     }
     if seccomp.is_none() && !seccomp_unconfined {
@@ -429,7 +431,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
     if !hc.sysctls.is_empty() {
         linux["sysctl"] = json!(hc.sysctls);
     }
-    if !privileged {
+    if system_paths {
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
     }

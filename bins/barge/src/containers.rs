@@ -1398,7 +1398,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         cmd.arg("--cwd").arg(w);
     }
     if a.privileged {
-        for cap in barge_engine::spec::ALL_CAPS {
+        for cap in barge_engine::spec::all_caps() {
             cmd.arg("--cap").arg(cap);
         }
     }

@@ -197,10 +197,10 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<I
 /// to `CAP_*` or `ALL`), as moby's `caps.TweakCapabilities`.
 pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Vec<String> {
     if privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_caps();
     }
     let base: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+        all_caps()
     } else {
         barge_runtime::seccomp::DOCKER_DEFAULT_CAPABILITIES
             .iter()
@@ -225,6 +225,26 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Vec<St
         }
     }
     caps
+}
+
+/// Every capability this process may hand out: all of [`ALL_CAPS`] in our
+/// own bounding set (root may lack some, e.g. in a VM without
+/// CAP_SYS_RESOURCE; asking for more would fail the container's start).
+pub fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < 64 && bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
 }
 
 /// What the spec builder needs besides the record.
@@ -780,7 +800,8 @@ mod tests {
         assert!(!c.contains(&"CAP_CHOWN".to_string()));
         let only = capabilities(&["CAP_NET_ADMIN".into()], &["ALL".into()], false);
         assert_eq!(only, vec!["CAP_NET_ADMIN".to_string()]);
-        assert_eq!(capabilities(&[], &[], true).len(), ALL_CAPS.len());
+        assert_eq!(capabilities(&[], &[], true), all_caps());
+        assert!(all_caps().len() > 14);
     }
 
     #[test]

@@ -273,7 +273,10 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
     for v in &f.volume {
         let mut m = e(opts::parse_volume(v, &cwd))?;
         if m.kind == "volume" && m.source.is_empty() {
-            m.source = format!("anon-{}", &barge_engine::ids::new_id().map_err(exit_err)?[..24]);
+            m.source = format!(
+                "anon-{}",
+                &barge_engine::ids::new_id().map_err(exit_err)?[..24]
+            );
         }
         hc.binds.push(v.clone());
         hc.mounts.push(m);
@@ -285,7 +288,10 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
             m.options.push("no-create".into());
         }
         if m.kind == "volume" && m.source.is_empty() {
-            m.source = format!("anon-{}", &barge_engine::ids::new_id().map_err(exit_err)?[..24]);
+            m.source = format!(
+                "anon-{}",
+                &barge_engine::ids::new_id().map_err(exit_err)?[..24]
+            );
         }
         hc.mounts.push(m);
     }
@@ -575,12 +581,26 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
         if attach && c.state.status == "running" {
             // Docker attaches to a running container on `start -a`.
             let stream = barge_engine::attach::connect(&engine.dir(&id)).map_err(exit_err)?;
-            return finish_attach(&engine, &id, stream, a.interactive, c.record.config.tty, a.detach_keys.as_deref());
+            return finish_attach(
+                &engine,
+                &id,
+                stream,
+                a.interactive,
+                c.record.config.tty,
+                a.detach_keys.as_deref(),
+            );
         }
         match lifecycle::start(&engine, &store, &id, attach) {
             Ok(s) => {
                 if let Some(stream) = s.attach {
-                    return finish_attach(&engine, &id, stream, a.interactive, c.record.config.tty, a.detach_keys.as_deref());
+                    return finish_attach(
+                        &engine,
+                        &id,
+                        stream,
+                        a.interactive,
+                        c.record.config.tty,
+                        a.detach_keys.as_deref(),
+                    );
                 }
                 println!("{name}");
             }
@@ -654,7 +674,14 @@ pub fn attach(root: &Path, a: &AttachArgs) -> Result<i32> {
     }
     let stream = barge_engine::attach::connect(&engine.dir(&id)).map_err(exit_err)?;
     let stdin = !a.no_stdin && c.record.config.open_stdin;
-    finish_attach(&engine, &id, stream, stdin, c.record.config.tty, a.detach_keys.as_deref())
+    finish_attach(
+        &engine,
+        &id,
+        stream,
+        stdin,
+        c.record.config.tty,
+        a.detach_keys.as_deref(),
+    )
 }
 
 // ------------------------------------------------------------ stop & co
@@ -739,7 +766,9 @@ pub struct KillArgs {
 pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
     let engine = Engine::open(root)?;
     let sig = opts::parse_signal_name(&a.signal).map_err(exit_err)?;
-    for_each(&engine, &a.containers, "kill", &|id| lifecycle::kill(&engine, id, &sig))
+    for_each(&engine, &a.containers, "kill", &|id| {
+        lifecycle::kill(&engine, id, &sig)
+    })
 }
 
 #[derive(Args, Debug)]
@@ -750,9 +779,12 @@ pub struct NamesArgs {
 
 pub fn pause(root: &Path, a: &NamesArgs, p: bool) -> Result<i32> {
     let engine = Engine::open(root)?;
-    for_each(&engine, &a.containers, if p { "pause" } else { "unpause" }, &|id| {
-        lifecycle::pause(&engine, id, p)
-    })
+    for_each(
+        &engine,
+        &a.containers,
+        if p { "pause" } else { "unpause" },
+        &|id| lifecycle::pause(&engine, id, p),
+    )
 }
 
 #[derive(Args, Debug)]
@@ -808,7 +840,9 @@ pub fn wait(root: &Path, a: &WaitArgs) -> Result<i32> {
                 Ok(c) if matches!(c.state.status.as_str(), "running" | "paused" | "restarting") => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
-                Ok(c) if c.state.status == "created" => std::thread::sleep(Duration::from_millis(50)),
+                Ok(c) if c.state.status == "created" => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Ok(c) => {
                     println!("{}", c.state.exit_code);
                     break;
@@ -932,7 +966,9 @@ fn du(path: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if md.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
@@ -1019,10 +1055,18 @@ fn matches_filter(c: &Container, key: &str, value: &str, all: &[Container]) -> R
         "ancestor" => {
             c.record.config.image == value
                 || c.record.image_id == value
-                || c.record.image_id.trim_start_matches("sha256:").starts_with(value)
+                || c.record
+                    .image_id
+                    .trim_start_matches("sha256:")
+                    .starts_with(value)
         }
         "health" => {
-            let h = c.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("none");
+            let h = c
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.as_str())
+                .unwrap_or("none");
             h == value
         }
         "before" | "since" => {
@@ -1056,7 +1100,10 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
             .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
         filters.push((k.to_string(), v.to_string()));
     }
-    let show_all = a.all || a.last >= 0 || a.latest || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    let show_all = a.all
+        || a.last >= 0
+        || a.latest
+        || filters.iter().any(|(k, _)| k == "status" || k == "exited");
     let mut rows: Vec<&Container> = Vec::new();
     for c in &all {
         if !show_all && !matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
@@ -1081,7 +1128,11 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for c in rows {
-            let id = if a.no_trunc { c.record.id.as_str() } else { barge_engine::ids::short(&c.record.id) };
+            let id = if a.no_trunc {
+                c.record.id.as_str()
+            } else {
+                barge_engine::ids::short(&c.record.id)
+            };
             writeln!(out, "{id}")?;
         }
         return Ok(0);
@@ -1376,10 +1427,14 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         cmd.arg("--detach");
     }
     let rootfs = lifecycle::rootfs_dir(&engine.dir(&id));
-    let user = a.user.clone().unwrap_or_else(|| c.record.config.user.clone());
+    let user = a
+        .user
+        .clone()
+        .unwrap_or_else(|| c.record.config.user.clone());
     let ident = barge_engine::spec::resolve_user(&rootfs, &user, &c.record.host_config.group_add)
         .map_err(|e| with_code(126, exit_err(e)))?;
-    cmd.arg("--user").arg(format!("{}:{}", ident.uid, ident.gid));
+    cmd.arg("--user")
+        .arg(format!("{}:{}", ident.uid, ident.gid));
     for g in &ident.additional_gids {
         cmd.arg("--additional-gids").arg(g.to_string());
     }
@@ -1402,7 +1457,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             cmd.arg("--cap").arg(cap);
         }
     }
-    let log = engine.dir(&id).join(format!("exec-{}.log", std::process::id()));
+    let log = engine
+        .dir(&id)
+        .join(format!("exec-{}.log", std::process::id()));
     cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
     cmd.arg(&id).args(&a.command);
     if !a.interactive {
@@ -1463,10 +1520,7 @@ pub fn top(root: &Path, a: &TopArgs) -> Result<i32> {
         .output()
         .map_err(|e| anyhow!("run ps: {e}"))?;
     if !out.status.success() {
-        bail!(
-            "ps: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -1492,7 +1546,6 @@ pub fn top(root: &Path, a: &TopArgs) -> Result<i32> {
     }
     Ok(0)
 }
-
 
 /// `inspect` (containers first, then images, as Docker without `--type`)
 /// and `container inspect` (containers only).

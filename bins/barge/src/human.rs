@@ -29,14 +29,14 @@ pub fn since(secs: i64) -> String {
 /// "3 seconds", "About an hour", "5 weeks" (go-units HumanDuration).
 pub fn duration(secs: i64) -> String {
     let s = secs.max(0);
-    let d = |n: i64, unit: &str| {
+    let d = |n: i64, unit: &str| -> String {
         if n == 1 {
             format!("1 {unit}")
         } else {
             format!("{n} {unit}s")
         }
     };
-    let text = if s < 1 {
+    if s < 1 {
         "Less than a second".to_string()
     } else if s < 60 {
         d(s, "second")
@@ -60,8 +60,7 @@ pub fn duration(secs: i64) -> String {
         d(s / (30 * 86400), "month")
     } else {
         d(s / (365 * 86400), "year")
-    };
-    text
+    }
 }
 
 /// Seconds since the epoch of an RFC 3339 time ("2024-01-02T03:04:05.123Z",

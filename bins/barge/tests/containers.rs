@@ -14,7 +14,14 @@ use common::{cgroup_dirs, Env};
 #[test]
 fn run_relays_output_and_returns_the_exit_code() {
     let e = Env::new();
-    let o = e.run(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(o.code, 3, "{o}");
     assert_eq!(o.stdout, "out\n");
     assert_eq!(o.stderr, "err\n");
@@ -65,7 +72,9 @@ fn bad_flag_values_are_refused_and_leave_nothing() {
         assert!(o.stderr.contains(want), "{a:?}: {o}");
     }
     assert!(e.ids().is_empty());
-    let containers = std::fs::read_dir(e.root().join("containers")).unwrap().count();
+    let containers = std::fs::read_dir(e.root().join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(containers, 1, "only .names should exist");
 }
 
@@ -78,10 +87,21 @@ fn detached_container_lifecycle() {
     assert_eq!(e.status("web"), "running");
     let ps = e.ok(&["ps"]);
     let header = ps.lines().next().unwrap();
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.contains(col), "{ps}");
     }
-    assert!(ps.contains(&id[..12]) && ps.contains("Up ") && ps.contains("web"), "{ps}");
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up ") && ps.contains("web"),
+        "{ps}"
+    );
     assert!(ps.contains("\"sleep 1000\""), "{ps}");
     // Short id prefixes and names both resolve.
     assert_eq!(e.inspect(&id[..6], "{{.Name}}"), "/web");
@@ -91,7 +111,10 @@ fn detached_container_lifecycle() {
     // exec: output, exit code, env and user.
     assert_eq!(e.ok(&["exec", "web", "echo", "hi"]), "hi\n");
     assert_eq!(e.run(&["exec", "web", "sh", "-c", "exit 4"]).code, 4);
-    assert_eq!(e.ok(&["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"]), "1\n");
+    assert_eq!(
+        e.ok(&["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"]),
+        "1\n"
+    );
     assert_eq!(e.ok(&["exec", "-u", "65534", "web", "id", "-u"]), "65534\n");
     assert_eq!(e.ok(&["exec", "-w", "/tmp", "web", "pwd"]), "/tmp\n");
     assert_eq!(e.run(&["exec", "web", "nosuchcmd"]).code, 127);
@@ -101,7 +124,10 @@ fn detached_container_lifecycle() {
     // rm of a running container needs -f.
     let o = e.run(&["rm", "web"]);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("You cannot remove a running container"), "{o}");
+    assert!(
+        o.stderr.contains("You cannot remove a running container"),
+        "{o}"
+    );
     // stop: PID 1 ignores SIGTERM, so SIGKILL after the timeout.
     e.ok(&["stop", "-t", "1", "web"]);
     assert_eq!(e.status("web"), "exited");
@@ -114,7 +140,11 @@ fn detached_container_lifecycle() {
     let o = e.run(&["exec", "web", "true"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("is not running"), "{o}");
-    assert!(e.mounts().is_empty(), "stopped container keeps no mount: {:?}", e.mounts());
+    assert!(
+        e.mounts().is_empty(),
+        "stopped container keeps no mount: {:?}",
+        e.mounts()
+    );
     // start again: same container, new process.
     e.ok(&["start", "web"]);
     assert_eq!(e.status("web"), "running");
@@ -151,26 +181,59 @@ fn names_are_unique_and_rename_works() {
 #[test]
 fn create_then_start_attached_and_wait() {
     let e = Env::new();
-    e.ok(&["create", "--name", "cc", "-e", "A=b", "-w", "/etc", "busybox", "sh", "-c", "echo $A; pwd; exit 5"]);
+    e.ok(&[
+        "create",
+        "--name",
+        "cc",
+        "-e",
+        "A=b",
+        "-w",
+        "/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A; pwd; exit 5",
+    ]);
     let o = e.run(&["start", "-a", "cc"]);
     assert_eq!(o.code, 5, "{o}");
     assert_eq!(o.stdout, "b\n/etc\n");
     assert_eq!(e.ok(&["wait", "cc"]).trim(), "5");
-    e.ok(&["run", "-d", "--name", "ww", "busybox", "sh", "-c", "sleep 0.3; exit 7"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ww",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 7",
+    ]);
     assert_eq!(e.ok(&["wait", "ww"]).trim(), "7");
 }
 
 #[test]
 fn logs_keep_both_streams_with_tail_and_timestamps() {
     let e = Env::new();
-    e.ok(&["run", "-d", "--name", "ll", "busybox", "sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ll",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 0.2; echo three",
+    ]);
     e.ok(&["wait", "ll"]);
     let o = e.run(&["logs", "ll"]);
     assert_eq!(o.stdout, "one\nthree\n");
     assert_eq!(o.stderr, "two\n");
     assert_eq!(e.run(&["logs", "--tail", "1", "ll"]).stdout, "three\n");
     let t = e.ok(&["logs", "-t", "ll"]);
-    assert!(t.lines().all(|l| l.contains('T') && l.contains("Z ")), "{t}");
+    assert!(
+        t.lines().all(|l| l.contains('T') && l.contains("Z ")),
+        "{t}"
+    );
     // The log file is Docker's json-file format.
     let path = e.inspect("ll", "{{.LogPath}}");
     let text = std::fs::read_to_string(path).unwrap();
@@ -179,14 +242,32 @@ fn logs_keep_both_streams_with_tail_and_timestamps() {
     assert_eq!(first["stream"], "stdout");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     // --log-driver none: no log.
-    e.ok(&["run", "--name", "nn", "--log-driver", "none", "busybox", "echo", "x"]);
+    e.ok(&[
+        "run",
+        "--name",
+        "nn",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "x",
+    ]);
     assert_ne!(e.run(&["logs", "nn"]).code, 0);
 }
 
 #[test]
 fn logs_follow_ends_when_the_container_exits() {
     let e = Env::new();
-    e.ok(&["run", "-d", "--name", "ff", "busybox", "sh", "-c", "echo a; sleep 1; echo b"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ff",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
     let o = e.run(&["logs", "-f", "ff"]);
     assert_eq!(o.stdout, "a\nb\n", "{o}");
 }
@@ -194,7 +275,18 @@ fn logs_follow_ends_when_the_container_exits() {
 #[test]
 fn on_failure_restarts_up_to_the_limit_and_logs_span_restarts() {
     let e = Env::new();
-    e.ok(&["run", "-d", "--name", "rr", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
     e.wait_for(20, "the container to give up", &mut || {
         e.status("rr") == "exited"
     });
@@ -206,9 +298,22 @@ fn on_failure_restarts_up_to_the_limit_and_logs_span_restarts() {
 #[test]
 fn always_comes_back_after_its_process_is_killed_but_not_after_stop() {
     let e = Env::new();
-    e.ok(&["run", "-d", "--name", "aa", "--restart", "always", "busybox", "sleep", "1000"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "aa",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let pid: i32 = e.inspect("aa", "{{.State.Pid}}").parse().unwrap();
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     e.wait_for(10, "a restart", &mut || {
         e.inspect("aa", "{{.RestartCount}}") == "1" && e.status("aa") == "running"
     });
@@ -223,14 +328,25 @@ fn always_comes_back_after_its_process_is_killed_but_not_after_stop() {
 fn the_container_survives_a_sigkill_of_the_command_that_started_it() {
     let e = Env::new();
     let mut child = e
-        .cmd(&["run", "--name", "ss", "busybox", "sh", "-c", "sleep 1; echo done"])
+        .cmd(&[
+            "run",
+            "--name",
+            "ss",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; echo done",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     e.wait_for(10, "the container to run", &mut || {
-        e.run(&["inspect", "-f", "{{.State.Status}}", "ss"]).stdout.trim() == "running"
+        e.run(&["inspect", "-f", "{{.State.Status}}", "ss"])
+            .stdout
+            .trim()
+            == "running"
     });
     child.kill().unwrap();
     child.wait().unwrap();
@@ -277,7 +393,9 @@ fn pause_and_unpause() {
     e.ok(&["run", "-d", "--name", "pp", "busybox", "sleep", "1000"]);
     e.ok(&["pause", "pp"]);
     assert_eq!(e.status("pp"), "paused");
-    assert!(e.ok(&["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    assert!(e
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(Paused)"));
     assert_ne!(e.run(&["exec", "pp", "true"]).code, 0);
     e.ok(&["unpause", "pp"]);
     assert_eq!(e.status("pp"), "running");
@@ -288,7 +406,11 @@ fn status_field(e: &Env, args: &[&str], field: &str) -> String {
     let mut a = vec!["run", "--rm"];
     a.extend(args);
     a.extend(["busybox", "grep", field, "/proc/self/status"]);
-    e.ok(&a).split_whitespace().nth(1).unwrap_or_default().to_string()
+    e.ok(&a)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -307,11 +429,18 @@ fn docker_default_security_profile_and_privileged() {
         "0"
     );
     assert_eq!(
-        status_field(&e, &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"], "CapBnd"),
+        status_field(
+            &e,
+            &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+            "CapBnd"
+        ),
         "0000000000001000"
     );
     assert_eq!(status_field(&e, &["--privileged"], "Seccomp:"), "0");
-    assert_ne!(status_field(&e, &["--privileged"], "CapBnd"), "00000000a80425fb");
+    assert_ne!(
+        status_field(&e, &["--privileged"], "CapBnd"),
+        "00000000a80425fb"
+    );
     // Masked and read-only /proc paths.
     for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
         if std::path::Path::new(p).exists() {
@@ -319,7 +448,14 @@ fn docker_default_security_profile_and_privileged() {
             assert_eq!(n.split_whitespace().next(), Some("0"), "{p}");
         }
     }
-    let o = e.run(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/sysrq"]);
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/sysrq",
+    ]);
     assert_ne!(o.code, 0, "{o}");
     // The default seccomp profile blocks what Docker blocks.
     let o = e.run(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
@@ -330,14 +466,27 @@ fn docker_default_security_profile_and_privileged() {
 fn mounting_the_engine_itself_is_refused_unless_allowed() {
     let e = Env::new();
     let root = e.root().to_string_lossy().into_owned();
-    for v in [format!("{root}:/x"), format!("{root}/containers:/x"), "/var/run/docker.sock:/s".to_string()] {
+    for v in [
+        format!("{root}:/x"),
+        format!("{root}/containers:/x"),
+        "/var/run/docker.sock:/s".to_string(),
+    ] {
         let o = e.run(&["run", "--rm", "-v", &v, "busybox", "true"]);
         assert_eq!(o.code, 125, "{v}: {o}");
         assert!(o.stderr.contains("--allow-engine-socket"), "{o}");
         assert!(o.stderr.contains("root"), "{o}");
     }
     assert!(e.ids().is_empty());
-    e.ok(&["run", "--rm", "--allow-engine-socket", "-v", &format!("{root}:/x:ro"), "busybox", "ls", "/x/containers"]);
+    e.ok(&[
+        "run",
+        "--rm",
+        "--allow-engine-socket",
+        "-v",
+        &format!("{root}:/x:ro"),
+        "busybox",
+        "ls",
+        "/x/containers",
+    ]);
 }
 
 #[test]
@@ -352,25 +501,49 @@ fn run_flags_reach_the_container() {
         "busybox", "sh", "-c",
         "hostname; echo $FOO; id -u; id -g; pwd; cat /data/f; echo; touch /scratch/x && echo tmpfs-ok; touch /nope 2>/dev/null || echo ro-ok",
     ]);
-    assert_eq!(out, "myhost\nbar\n65534\n65534\n/tmp\nfrom host\ntmpfs-ok\nro-ok\n");
+    assert_eq!(
+        out,
+        "myhost\nbar\n65534\n65534\n/tmp\nfrom host\ntmpfs-ok\nro-ok\n"
+    );
     // A read-only bind.
     let v = format!("{}:/data:ro", host.path().display());
     let o = e.run(&["run", "--rm", "-v", &v, "busybox", "touch", "/data/g"]);
     assert_ne!(o.code, 0);
     // --entrypoint replaces the image's command.
-    assert_eq!(e.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]), "a b\n");
+    assert_eq!(
+        e.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]),
+        "a b\n"
+    );
     // Resource limits land in the container's cgroup.
-    e.ok(&["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5", "busybox", "sleep", "1000"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     assert_eq!(e.inspect("lim", "{{.HostConfig.Memory}}"), "67108864");
     let pid = e.inspect("lim", "{{.State.Pid}}");
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(cg.contains("/barge/"), "{cg}");
     let id = e.inspect("lim", "{{.Id}}");
-    let mem = std::path::Path::new("/sys/fs/cgroup/memory/barge").join(&id).join("memory.limit_in_bytes");
+    let mem = std::path::Path::new("/sys/fs/cgroup/memory/barge")
+        .join(&id)
+        .join("memory.limit_in_bytes");
     if mem.exists() {
         assert_eq!(std::fs::read_to_string(mem).unwrap().trim(), "67108864");
     }
-    let pids = std::path::Path::new("/sys/fs/cgroup/pids/barge").join(&id).join("pids.max");
+    let pids = std::path::Path::new("/sys/fs/cgroup/pids/barge")
+        .join(&id)
+        .join("pids.max");
     if pids.exists() {
         assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "50");
     }
@@ -379,7 +552,19 @@ fn run_flags_reach_the_container() {
 #[test]
 fn inspect_has_dockers_shape() {
     let e = Env::new();
-    e.ok(&["run", "-d", "--name", "ii", "-l", "a=b", "--restart", "on-failure:3", "busybox", "sleep", "1000"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ii",
+        "-l",
+        "a=b",
+        "--restart",
+        "on-failure:3",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "ii"])).unwrap();
     let c = &v[0];
     assert_eq!(c["Name"], "/ii");

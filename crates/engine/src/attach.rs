@@ -41,7 +41,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "attach frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "attach frame too large",
+        ));
     }
     let mut data = vec![0u8; len];
     r.read_exact(&mut data)?;
@@ -66,7 +69,10 @@ impl FrameBuffer {
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if len > MAX_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "attach frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "attach frame too large",
+            ));
         }
         if self.buf.len() < 5 + len {
             return Ok(None);
@@ -103,9 +109,7 @@ pub fn connect(container_dir: &Path) -> Result<UnixStream> {
             e.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
         ) {
-            EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            )
+            EngineError::Conflict("You cannot attach to a stopped container, start it first".into())
         } else {
             io("connect to the monitor of", container_dir)(e)
         }
@@ -280,10 +284,7 @@ pub fn session(stream: UnixStream, opts: &AttachOptions) -> Result<AttachEnd> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     loop {
-        let frame = match read_frame(&mut r) {
-            Ok(f) => f,
-            Err(_) => None,
-        };
+        let frame = read_frame(&mut r).unwrap_or_default();
         let Some((kind, data)) = frame else {
             if detach_rx.try_recv().is_ok() {
                 return Ok(AttachEnd::Detached);

@@ -61,7 +61,10 @@ impl EngineError {
 }
 
 /// `map_err` helper for I/O errors on a path.
-pub fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
+pub fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
     move |source| EngineError::Io {
         what,
         path: path.to_path_buf(),

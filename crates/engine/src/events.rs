@@ -114,7 +114,11 @@ pub fn read_from(root: &Path, offset: u64) -> (Vec<Event>, u64) {
     let Ok(data) = std::fs::read(log_path(root)) else {
         return (Vec::new(), 0);
     };
-    let off = if offset as usize > data.len() { 0 } else { offset as usize };
+    let off = if offset as usize > data.len() {
+        0
+    } else {
+        offset as usize
+    };
     let mut out = Vec::new();
     let mut end = off;
     for line in data[off..].split_inclusive(|b| *b == b'\n') {
@@ -137,7 +141,14 @@ mod tests {
     fn emit_and_read() {
         let t = tempfile::tempdir().unwrap();
         emit(t.path(), "create", "abc", "busybox", "web", &[]);
-        emit(t.path(), "die", "abc", "busybox", "web", &[("exitCode", "3".into())]);
+        emit(
+            t.path(),
+            "die",
+            "abc",
+            "busybox",
+            "web",
+            &[("exitCode", "3".into())],
+        );
         let (ev, off) = read_from(t.path(), 0);
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[1].actor.attributes["exitCode"], "3");

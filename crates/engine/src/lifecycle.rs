@@ -44,7 +44,8 @@ pub struct CreateRequest {
 pub fn resolve_image(store: &Store, image: &str) -> Result<ImageRef> {
     store.resolve(image).map_err(|e| match e {
         barge_image::store::StoreError::ImageNotFound { .. } => {
-            let shown = if image.contains(':') || image.contains('@') || image.starts_with("sha256") {
+            let shown = if image.contains(':') || image.contains('@') || image.starts_with("sha256")
+            {
                 image.to_string()
             } else {
                 format!("{image}:latest")
@@ -59,7 +60,10 @@ pub fn resolve_image(store: &Store, image: &str) -> Result<ImageRef> {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(Value::String(s)) if !s.is_empty() => vec!["/bin/sh".into(), "-c".into(), s.clone()],
         _ => Vec::new(),
     }
@@ -95,9 +99,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
         };
     }
     if config.entrypoint.is_empty() && config.cmd.is_empty() {
-        return Err(EngineError::InvalidArgument(
-            "No command specified".into(),
-        ));
+        return Err(EngineError::InvalidArgument("No command specified".into()));
     }
     if config.working_dir.is_empty() {
         config.working_dir = ic
@@ -107,7 +109,11 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             .to_string();
     }
     if config.user.is_empty() {
-        config.user = ic.get("User").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        config.user = ic
+            .get("User")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
     }
     if let Some(Value::Object(l)) = ic.get("Labels") {
         for (k, v) in l {
@@ -118,7 +124,10 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
         }
     }
     if config.stop_signal.is_none() {
-        config.stop_signal = ic.get("StopSignal").and_then(|v| v.as_str()).map(String::from);
+        config.stop_signal = ic
+            .get("StopSignal")
+            .and_then(|v| v.as_str())
+            .map(String::from);
     }
     if req.no_healthcheck {
         config.healthcheck = Some(HealthConfig {
@@ -165,7 +174,8 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
     // Refuse handing the engine itself to the container.
     if !host_config.allow_engine_socket {
         for m in &host_config.mounts {
-            if m.kind == "bind" && crate::spec::is_engine_path(Path::new(&m.source), engine.root()) {
+            if m.kind == "bind" && crate::spec::is_engine_path(Path::new(&m.source), engine.root())
+            {
                 return Err(EngineError::InvalidArgument(format!(
                     "refusing to mount {} into the container: it is the container engine's own state or API socket, and whoever can use it is root on this host. Pass --allow-engine-socket if that is really intended",
                     m.source
@@ -181,7 +191,11 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
     .map_err(|_| {
         EngineError::InvalidArgument(format!(
             "unknown or invalid runtime name: {}",
-            if req.runtime.is_empty() { "barge-runc" } else { &req.runtime }
+            if req.runtime.is_empty() {
+                "barge-runc"
+            } else {
+                &req.runtime
+            }
         ))
     })?;
     host_config.runtime = if req.runtime.is_empty() {
@@ -212,10 +226,17 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             host_config: host_config.clone(),
             runtime_path: runtime_path.to_string_lossy().into_owned(),
         };
-        store.pin(&pin_name(&id), &[img.manifest_digest.clone()])?;
+        store.pin(&pin_name(&id), std::slice::from_ref(&img.manifest_digest))?;
         match engine.create(&rec, &|_| Ok(())) {
             Ok(()) => {
-                crate::events::emit(engine.root(), "create", &id, &rec.config.image, &rec.name, &[]);
+                crate::events::emit(
+                    engine.root(),
+                    "create",
+                    &id,
+                    &rec.config.image,
+                    &rec.name,
+                    &[],
+                );
                 return Ok(rec);
             }
             Err(EngineError::NameInUse { .. }) if !given && attempt < 5 => attempt += 1,
@@ -358,7 +379,9 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
         .map_err(io("run", &monitor))
         .map_err(undo)?;
     let Some(out) = child.stdout.take() else {
-        return Err(undo(EngineError::Runtime("the monitor has no stdout".into())));
+        return Err(undo(EngineError::Runtime(
+            "the monitor has no stdout".into(),
+        )));
     };
     let mut lines = BufReader::new(out).lines();
     let mut stream = None;
@@ -493,7 +516,14 @@ pub fn stop(engine: &Engine, id: &str, timeout: Option<i64>) -> Result<()> {
         wait_stopped(engine, id, Some(Duration::from_secs(5)))?;
     }
     let c = engine.container(id)?;
-    crate::events::emit(engine.root(), "stop", id, &c.record.config.image, &c.record.name, &[]);
+    crate::events::emit(
+        engine.root(),
+        "stop",
+        id,
+        &c.record.config.image,
+        &c.record.name,
+        &[],
+    );
     Ok(())
 }
 
@@ -529,15 +559,21 @@ pub fn pause(engine: &Engine, id: &str, pause: bool) -> Result<()> {
     let rt = runtime_of(engine, &c.record);
     if pause {
         if c.state.status == "paused" {
-            return Err(EngineError::Conflict(format!("Container {id} is already paused")));
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is already paused"
+            )));
         }
         if c.state.status != "running" {
-            return Err(EngineError::Conflict(format!("Container {id} is not running")));
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
         }
         rt.pause(id)?;
     } else {
         if c.state.status != "paused" {
-            return Err(EngineError::Conflict(format!("Container {id} is not paused")));
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not paused"
+            )));
         }
         rt.resume(id)?;
     }
@@ -563,7 +599,11 @@ pub fn remove(engine: &Engine, id: &str, force: bool, volumes: bool) -> Result<(
     let c = engine.container(id)?;
     if matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
         if !force {
-            let what = if c.state.status == "paused" { "paused" } else { "running" };
+            let what = if c.state.status == "paused" {
+                "paused"
+            } else {
+                "running"
+            };
             return Err(EngineError::Conflict(format!(
                 "You cannot remove a {what} container {id}. Stop the container before attempting removal or force remove"
             )));
@@ -596,7 +636,14 @@ pub fn remove(engine: &Engine, id: &str, force: bool, volumes: bool) -> Result<(
         }
     }
     remove_files(engine, id)?;
-    crate::events::emit(engine.root(), "destroy", id, &c.record.config.image, &c.record.name, &[]);
+    crate::events::emit(
+        engine.root(),
+        "destroy",
+        id,
+        &c.record.config.image,
+        &c.record.name,
+        &[],
+    );
     Ok(())
 }
 

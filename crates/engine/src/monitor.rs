@@ -43,7 +43,11 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("barge-monitor {id}: {e}");
-            ready.send(&format!("error {} {}", e.exit_code(), one_line(&e.to_string())));
+            ready.send(&format!(
+                "error {} {}",
+                e.exit_code(),
+                one_line(&e.to_string())
+            ));
             1
         }
     }
@@ -151,8 +155,13 @@ fn run(root: &Path, id: &str, attach_first: bool, ready: &mut Ready) -> Result<(
     let log = if rec.host_config.log_config.kind == "none" {
         None
     } else {
-        let (max_size, max_file) = crate::logfile::parse_log_opts(&rec.host_config.log_config.config)?;
-        Some(LogWriter::open(&dir.join(format!("{id}-json.log")), max_size, max_file)?)
+        let (max_size, max_file) =
+            crate::logfile::parse_log_opts(&rec.host_config.log_config.config)?;
+        Some(LogWriter::open(
+            &dir.join(format!("{id}-json.log")),
+            max_size,
+            max_file,
+        )?)
     };
 
     let (dirfd, sock) = attach::short_path(&dir, "attach.sock")?;
@@ -166,12 +175,15 @@ fn run(root: &Path, id: &str, attach_first: bool, ready: &mut Ready) -> Result<(
     let stdio = if rec.config.tty {
         Stdio3::Tty { master: None }
     } else {
-        let (out_r, out_w) = rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
-        let (err_r, err_w) = rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
+        let (out_r, out_w) =
+            rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
+        let (err_r, err_w) =
+            rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
         nonblocking(&out_r);
         nonblocking(&err_r);
         let (in_r, in_w) = if rec.config.open_stdin {
-            let (r, w) = rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
+            let (r, w) =
+                rustix::pipe::pipe().map_err(|e| EngineError::Runtime(format!("pipe: {e}")))?;
             (Some(r), Some(w))
         } else {
             (None, None)
@@ -239,7 +251,9 @@ impl Monitor {
                 let l = UnixListener::bind(&path)
                     .map_err(io("listen on", &self.dir.join("console.sock")))?;
                 cmd.arg("--console-socket").arg(&path);
-                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
                 console = Some((l, fd));
             }
             Stdio3::Pipes {
@@ -290,8 +304,9 @@ impl Monitor {
             EngineError::Runtime(format!("the runtime wrote a bad pid file: {pid_text:?}"))
         })?;
         self.pid = pid;
-        self.pidfd = Pid::from_raw(pid)
-            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+        self.pidfd = Pid::from_raw(pid).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
         Ok(())
     }
 
@@ -302,7 +317,11 @@ impl Monitor {
         }
         self.started = Instant::now();
         let pid = self.pid;
-        let restarting = self.engine.raw_state(&self.id).map(|s| s.restarting).unwrap_or(false);
+        let restarting = self
+            .engine
+            .raw_state(&self.id)
+            .map(|s| s.restarting)
+            .unwrap_or(false);
         self.engine.update_state(&self.id, |s| {
             s.status = "running".into();
             s.running = true;
@@ -519,7 +538,9 @@ impl Monitor {
                 _ => return false,
             }
             let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
-            let left = until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+            let left = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
             let _ = rustix::event::poll(&mut fds, Some(&ts(left)));
             self.accept();
         }
@@ -574,12 +595,16 @@ impl Monitor {
                 fds.push(PollFd::new(b, PollFlags::IN));
                 kinds.push(3);
             }
-            let client_fds: Vec<BorrowedFd<'_>> = self.clients.iter().map(|c| c.stream.as_fd()).collect();
+            let client_fds: Vec<BorrowedFd<'_>> =
+                self.clients.iter().map(|c| c.stream.as_fd()).collect();
             for c in &client_fds {
                 fds.push(PollFd::new(c, PollFlags::IN));
                 kinds.push(4);
             }
-            let probe_fd = self.probe.as_ref().and_then(|p| p.out.as_ref().map(|o| o.as_fd()));
+            let probe_fd = self
+                .probe
+                .as_ref()
+                .and_then(|p| p.out.as_ref().map(|o| o.as_fd()));
             if let Some(p) = &probe_fd {
                 fds.push(PollFd::new(p, PollFlags::IN));
                 kinds.push(5);
@@ -679,7 +704,11 @@ impl Monitor {
             match r {
                 Ok(0) => return,
                 Ok(n) => {
-                    let stream = if first { Stream::Stdout } else { Stream::Stderr };
+                    let stream = if first {
+                        Stream::Stdout
+                    } else {
+                        Stream::Stderr
+                    };
                     let data = buf[..n].to_vec();
                     self.output(stream, &data);
                 }
@@ -705,8 +734,12 @@ impl Monitor {
                 };
                 match r {
                     Ok(n) if n > 0 => {
-                        let stream = if first { Stream::Stdout } else { Stream::Stderr };
-                        self.output(stream, &buf[..n].to_vec());
+                        let stream = if first {
+                            Stream::Stdout
+                        } else {
+                            Stream::Stderr
+                        };
+                        self.output(stream, &buf[..n]);
                     }
                     _ => break,
                 }
@@ -721,21 +754,16 @@ impl Monitor {
     /// Reaps children; the init's exit code once it has exited.
     fn reap(&mut self) -> Option<i32> {
         let mut result = None;
-        loop {
-            match rustix::process::wait(WaitOptions::NOHANG) {
-                Ok(Some((pid, status))) => {
-                    let p = pid.as_raw_nonzero().get();
-                    let code = status
-                        .exit_status()
-                        .or_else(|| status.terminating_signal().map(|s| 128 + s))
-                        .unwrap_or(0);
-                    if p == self.pid {
-                        result = Some(code);
-                    } else if self.probe.as_ref().is_some_and(|pr| pr.pid == p) {
-                        self.probe_done(code);
-                    }
-                }
-                _ => break,
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            let p = pid.as_raw_nonzero().get();
+            let code = status
+                .exit_status()
+                .or_else(|| status.terminating_signal().map(|s| 128 + s))
+                .unwrap_or(0);
+            if p == self.pid {
+                result = Some(code);
+            } else if self.probe.as_ref().is_some_and(|pr| pr.pid == p) {
+                self.probe_done(code);
             }
         }
         if result.is_none() && self.pid > 0 && !crate::store::process_alive(self.pid, 0) {
@@ -777,10 +805,7 @@ impl Monitor {
     fn health_tick(&mut self) {
         if let Some(p) = &self.probe {
             if p.started.elapsed() > self.probe_timeout() {
-                let msg = format!(
-                    "Health check exceeded timeout ({:?})",
-                    self.probe_timeout()
-                );
+                let msg = format!("Health check exceeded timeout ({:?})", self.probe_timeout());
                 self.kill_probe();
                 self.record_probe(-1, msg);
             }
@@ -799,7 +824,9 @@ impl Monitor {
             "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), h.test[1..].join(" ")],
             _ => h.test.clone(),
         };
-        let Ok((r, w)) = rustix::pipe::pipe() else { return };
+        let Ok((r, w)) = rustix::pipe::pipe() else {
+            return;
+        };
         nonblocking(&r);
         let Ok(w2) = w.try_clone() else { return };
         let mut cmd = self.rt.command();
@@ -865,7 +892,11 @@ impl Monitor {
 
     fn record_probe(&mut self, code: i32, output: String) {
         let Some(p) = self.probe.take() else { return };
-        let retries = self.healthcheck().map(|h| h.retries).filter(|r| *r > 0).unwrap_or(3);
+        let retries = self
+            .healthcheck()
+            .map(|h| h.retries)
+            .filter(|r| *r > 0)
+            .unwrap_or(3);
         let start_period = self
             .healthcheck()
             .map(|h| Duration::from_nanos(h.start_period.max(0) as u64))

@@ -55,13 +55,9 @@ pub fn classify(msg: &str) -> EngineError {
     if lower.contains("executable file not found")
         || (lower.contains("exec") && lower.contains("no such file or directory"))
     {
-        EngineError::CommandNotFound(format!(
-            "failed to create task for container: {m}: unknown"
-        ))
+        EngineError::CommandNotFound(format!("failed to create task for container: {m}: unknown"))
     } else if lower.contains("permission denied") && lower.contains("exec") {
-        EngineError::CannotExecute(format!(
-            "failed to create task for container: {m}: unknown"
-        ))
+        EngineError::CannotExecute(format!("failed to create task for container: {m}: unknown"))
     } else {
         EngineError::Runtime(m.to_string())
     }
@@ -85,9 +81,7 @@ impl Runtime {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                EngineError::Runtime(format!("run {}: {e}", self.path.display()))
-            })?;
+            .map_err(|e| EngineError::Runtime(format!("run {}: {e}", self.path.display())))?;
         Ok(out)
     }
 
@@ -230,7 +224,10 @@ mod tests {
             126
         );
         assert_eq!(classify("cgroup: no such controller").exit_code(), 125);
-        assert_eq!(error_text(b"noise\nbarge-runc: boom\n\n"), "barge-runc: boom");
+        assert_eq!(
+            error_text(b"noise\nbarge-runc: boom\n\n"),
+            "barge-runc: boom"
+        );
         assert_eq!(error_text(br#"{"level":"error","msg":"x"}"#), "x");
     }
 }

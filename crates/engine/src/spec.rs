@@ -98,7 +98,12 @@ pub struct Identity {
 /// Reads a file of the container's rootfs with every path component
 /// resolved inside it (a symlinked /etc/passwd cannot reach the host's).
 pub fn read_in_root(rootfs: &Path, path: &str, limit: u64) -> Option<String> {
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     let fd = rustix::fs::openat2(
         &root,
         path.trim_start_matches('/'),
@@ -269,11 +274,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
     let hc = &rec.host_config;
     let privileged = hc.privileged;
 
-    let mut args: Vec<String> = cfg.entrypoint.iter().chain(cfg.cmd.iter()).cloned().collect();
+    let mut args: Vec<String> = cfg
+        .entrypoint
+        .iter()
+        .chain(cfg.cmd.iter())
+        .cloned()
+        .collect();
     if args.is_empty() {
-        return Err(EngineError::InvalidArgument(
-            "no command specified".into(),
-        ));
+        return Err(EngineError::InvalidArgument("no command specified".into()));
     }
     let ident = resolve_user(input.rootfs, &cfg.user, &hc.group_add)?;
 
@@ -286,7 +294,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
     if cfg.tty && !has(&cfg.env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    env.extend(cfg.env.iter().filter(|e| !e.starts_with("HOSTNAME=")).cloned());
+    env.extend(
+        cfg.env
+            .iter()
+            .filter(|e| !e.starts_with("HOSTNAME="))
+            .cloned(),
+    );
     if !has(&env, "HOME") {
         env.push(format!("HOME={}", ident.home));
     }
@@ -540,17 +553,15 @@ fn user_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value> {
             let source = if m.kind == "bind" {
                 let p = PathBuf::from(&m.source);
                 if !p.exists() {
-                    if m.options.iter().any(|o| o == "create-host-path") || m.kind == "bind" {
-                        // Docker's -v creates a missing host directory;
-                        // --mount refuses (the parser marks it).
-                        if m.options.iter().any(|o| o == "no-create") {
-                            return Err(EngineError::InvalidArgument(format!(
-                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                                m.source
-                            )));
-                        }
-                        std::fs::create_dir_all(&p).map_err(io("create bind source", &p))?;
+                    // Docker's -v creates a missing host directory;
+                    // --mount refuses (the parser marks it).
+                    if m.options.iter().any(|o| o == "no-create") {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
                     }
+                    std::fs::create_dir_all(&p).map_err(io("create bind source", &p))?;
                 }
                 p
             } else {
@@ -561,7 +572,11 @@ fn user_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value> {
             opts.push("rbind".into());
             opts.push(if m.read_only { "ro" } else { "rw" }.into());
             opts.push(propagation);
-            opts.extend(extra.into_iter().filter(|o| o != "no-create" && o != "create-host-path"));
+            opts.extend(
+                extra
+                    .into_iter()
+                    .filter(|o| o != "no-create" && o != "create-host-path"),
+            );
             Ok(json!({
                 "destination": m.target,
                 "type": "bind",
@@ -570,7 +585,11 @@ fn user_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value> {
             }))
         }
         "tmpfs" => {
-            opts.extend(["nosuid".to_string(), "nodev".to_string(), "noexec".to_string()]);
+            opts.extend([
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ]);
             if m.read_only {
                 opts.push("ro".into());
             }
@@ -717,7 +736,10 @@ pub fn is_engine_path(source: &Path, engine_root: &Path) -> bool {
         "/run/podman/podman.sock",
         "/run/containerd/containerd.sock",
     ];
-    if sockets.iter().any(|k| canon(Path::new(k)) == src || s == *k) {
+    if sockets
+        .iter()
+        .any(|k| canon(Path::new(k)) == src || s == *k)
+    {
         return true;
     }
     if s.starts_with("/run/barge") || s.starts_with("/var/run/barge") {

@@ -144,7 +144,10 @@ impl Engine {
         if id.is_empty() {
             return false;
         }
-        let lock = self.containers_dir().join(format!(".tmp-{id}")).join("lock");
+        let lock = self
+            .containers_dir()
+            .join(format!(".tmp-{id}"))
+            .join("lock");
         match File::open(&lock) {
             Ok(f) => rustix::fs::flock(&f, FlockOperation::NonBlockingLockShared).is_err(),
             Err(_) => false,
@@ -171,9 +174,9 @@ impl Engine {
         let _l = self.lock(id)?;
         let mut rec = self.record(id)?;
         if rec.name == new_name {
-            return Err(EngineError::Conflict(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(EngineError::Conflict(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
         self.reserve_name(new_name, id)?;
         let old = rec.name.clone();
@@ -453,8 +456,14 @@ mod tests {
         assert_eq!(e.resolve("web").unwrap(), a);
         assert_eq!(e.resolve("/db").unwrap(), b);
         assert_eq!(e.resolve("abc").unwrap(), b);
-        assert!(matches!(e.resolve("a"), Err(EngineError::InvalidArgument(_))));
-        assert!(matches!(e.resolve("zzz"), Err(EngineError::NoSuchContainer(_))));
+        assert!(matches!(
+            e.resolve("a"),
+            Err(EngineError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            e.resolve("zzz"),
+            Err(EngineError::NoSuchContainer(_))
+        ));
         e.rename(&a, "front").unwrap();
         assert_eq!(e.resolve("front").unwrap(), a);
         assert!(e.resolve("web").is_err());
@@ -469,7 +478,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let e = Engine::open(t.path()).unwrap();
         std::os::unix::fs::symlink("f".repeat(64), e.names_dir().join("ghost")).unwrap();
-        e.create(&rec(&"1".repeat(64), "ghost"), &|_| Ok(())).unwrap();
+        e.create(&rec(&"1".repeat(64), "ghost"), &|_| Ok(()))
+            .unwrap();
         assert_eq!(e.resolve("ghost").unwrap(), "1".repeat(64));
     }
 

@@ -72,7 +72,10 @@ mod tests {
         let s = barge_runtime::utils::rfc3339(1_764_342_990, 123_456_789);
         assert_eq!(parse_rfc3339(&s), Some((1_764_342_990, 123_456_789)));
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
-        assert_eq!(parse_rfc3339("2026-11-28T15:16:30Z"), Some((1_795_878_990, 0)));
+        assert_eq!(
+            parse_rfc3339("2026-11-28T15:16:30Z"),
+            Some((1_795_878_990, 0))
+        );
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 }

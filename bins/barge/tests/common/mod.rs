@@ -97,11 +97,7 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
-        let o: Output = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let o: Output = self.cmd(args).stdin(Stdio::null()).output().unwrap();
         Out {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -117,7 +113,9 @@ impl Env {
 
     /// `inspect -f TEMPLATE NAME`, trimmed.
     pub fn inspect(&self, name: &str, template: &str) -> String {
-        self.ok(&["inspect", "-f", template, name]).trim().to_string()
+        self.ok(&["inspect", "-f", template, name])
+            .trim()
+            .to_string()
     }
 
     pub fn status(&self, name: &str) -> String {

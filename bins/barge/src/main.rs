@@ -11,8 +11,10 @@
 
 mod containers;
 mod format;
+mod fscmds;
 mod human;
 mod images;
+mod monitoring;
 
 use std::path::PathBuf;
 
@@ -71,6 +73,18 @@ pub enum Command {
     Rename(containers::RenameArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(fscmds::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(fscmds::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(fscmds::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(fscmds::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(monitoring::StatsArgs),
+    /// Get real time events from the engine
+    Events(monitoring::EventsArgs),
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -168,6 +182,20 @@ pub enum ContainerCommand {
     Top(containers::TopArgs),
     /// Display detailed information on one or more containers
     Inspect(images::InspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(fscmds::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(fscmds::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(fscmds::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(fscmds::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(monitoring::StatsArgs),
+    /// Get real time events from the engine
+    Events(monitoring::EventsArgs),
+    /// Remove all stopped containers
+    Prune(monitoring::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +268,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Wait(a) => containers::wait(root, a),
         Command::Rename(a) => containers::rename(root, a),
         Command::Top(a) => containers::top(root, a),
+        Command::Cp(a) => fscmds::cp(root, a),
+        Command::Diff(a) => fscmds::diff(root, a),
+        Command::Commit(a) => fscmds::commit(root, a),
+        Command::Export(a) => fscmds::export(root, a),
+        Command::Stats(a) => monitoring::stats(root, a),
+        Command::Events(a) => monitoring::events(root, a),
         Command::Container { .. } => unreachable!("handled above"),
         Command::Images(a)
         | Command::Image {
@@ -316,5 +350,12 @@ fn container_command(root: &std::path::Path, c: &ContainerCommand) -> anyhow::Re
         ContainerCommand::Rename(a) => containers::rename(root, a),
         ContainerCommand::Top(a) => containers::top(root, a),
         ContainerCommand::Inspect(a) => containers::inspect(root, a, true),
+        ContainerCommand::Cp(a) => fscmds::cp(root, a),
+        ContainerCommand::Diff(a) => fscmds::diff(root, a),
+        ContainerCommand::Commit(a) => fscmds::commit(root, a),
+        ContainerCommand::Export(a) => fscmds::export(root, a),
+        ContainerCommand::Stats(a) => monitoring::stats(root, a),
+        ContainerCommand::Events(a) => monitoring::events(root, a),
+        ContainerCommand::Prune(a) => monitoring::prune(root, a),
     }
 }

@@ -4,11 +4,12 @@
 #   1. installs the Debian packages Barge needs to build and test (build deps,
 #      busybox-static, and the peers the tests drive: runc, crun, podman,
 #      containerd, hyperfine, ...), via sudo unless already root;
-#   2. builds target/x86_64-unknown-linux-gnu/release/{barge-runc,barge};
+#   2. builds target/x86_64-unknown-linux-gnu/release/{barge,barge-monitor,barge-runc};
 #   3. makes a busybox OCI bundle at /tmp/barge-bundle (scripts/make-test-bundle.sh)
 #      and imports its rootfs as the image `busybox` (`barge import`, store
 #      /var/lib/barge);
 #   4. runs the bundle: `sudo target/x86_64-unknown-linux-gnu/release/barge-runc run --bundle /tmp/barge-bundle demo`,
+#      then a container from the image: `barge run --rm busybox sh -c 'echo hello ...'`,
 #      which prints a hello from inside the container.
 #
 # usage: ./scripts/setup.sh [--deps-only]
@@ -31,6 +32,7 @@ PACKAGES=(
 	hyperfine time jq python3
 	tmux bsdutils util-linux procps iproute2 iptables kmod
 	tar gzip zstd ca-certificates git bats
+	tini
 )
 
 echo "==> installing Debian packages: ${PACKAGES[*]}"
@@ -52,8 +54,8 @@ MSG
 	exit 1
 fi
 
-echo "==> cargo build --release -p barge-runc -p barge"
-cargo build --release -p barge-runc -p barge
+echo "==> cargo build --release --workspace --bins (barge, barge-monitor, barge-runc)"
+cargo build --release --workspace --bins
 BIN=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/barge-runc
 BIN=$(realpath "$BIN")
 BARGE=$(realpath "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/barge")
@@ -67,7 +69,7 @@ echo "==> a busybox image in the store (${BARGE_ROOT:-/var/lib/barge}): barge im
 tar -C "$BUNDLE/rootfs" -c . | $SUDO "$BARGE" import -c 'CMD ["sh"]' - busybox
 $SUDO "$BARGE" images busybox
 
-echo "==> $SUDO $BIN run --bundle $BUNDLE demo"
+echo "==> $SUDO $BIN run --bundle $BUNDLE demo   (the OCI runtime alone)"
 $SUDO "$BIN" delete --force demo >/dev/null 2>&1 || true
 out=$($SUDO "$BIN" run --bundle "$BUNDLE" demo) || {
 	echo "setup.sh: barge-runc run failed (exit $?)" >&2
@@ -78,4 +80,16 @@ if ! grep -q "hello from inside" <<<"$out"; then
 	echo "setup.sh: barge-runc exited 0 but the container printed no hello" >&2
 	exit 1
 fi
-echo "==> done: a busybox image made, and barge-runc ran a container. Tests: sudo .ci/run (see README.md)"
+
+echo "==> $SUDO barge run --rm busybox ...   (the engine: image, monitor, runtime)"
+# shellcheck disable=SC2016 # expanded by the sh inside the container
+out=$($SUDO "$BARGE" run --rm busybox sh -c 'echo "hello from a barge container: $(hostname), pid $$"') || {
+	echo "setup.sh: barge run failed (exit $?)" >&2
+	exit 1
+}
+printf '%s\n' "$out"
+if ! grep -q "hello from a barge container" <<<"$out"; then
+	echo "setup.sh: barge run exited 0 but the container printed no hello" >&2
+	exit 1
+fi
+echo "==> done: a busybox image made, and barge ran containers from it. Try: sudo $BARGE run -it busybox sh. Tests: sudo .ci/run (see README.md)"

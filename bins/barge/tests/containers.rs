@@ -583,3 +583,142 @@ fn inspect_has_dockers_shape() {
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "busybox"])).unwrap();
     assert!(v[0]["Id"].as_str().unwrap().starts_with("sha256:"));
 }
+
+#[test]
+fn interactive_stdin_reaches_the_container() {
+    let e = Env::new();
+    let mut child = e
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            "busybox",
+            "sh",
+            "-c",
+            "tr a-z A-Z; echo done",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\nworld\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\nWORLD\ndone\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn health_checks_report_healthy_and_unhealthy() {
+    let e = Env::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    e.wait_for(10, "unhealthy", &mut || {
+        e.inspect("hc", "{{.State.Health.Status}}") == "unhealthy"
+    });
+    assert!(e
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(unhealthy)"));
+    e.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    e.wait_for(10, "healthy", &mut || {
+        e.inspect("hc", "{{.State.Health.Status}}") == "healthy"
+    });
+    assert!(e
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(healthy)"));
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "hc"])).unwrap();
+    let log = v[0]["State"]["Health"]["Log"].as_array().unwrap().clone();
+    assert!(!log.is_empty() && log.len() <= 5);
+    assert_eq!(log.last().unwrap()["ExitCode"], 0);
+    assert_eq!(
+        e.ok(&["ps", "-q", "--filter", "health=healthy"])
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn init_reaps_and_forwards_signals() {
+    if common::find_tini().is_none() {
+        eprintln!("skipped: tini-static is not installed (apt-get install tini)");
+        return;
+    }
+    let e = Env::new();
+    // Under --init, PID 1 is the init and the command is its child.
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/sbin/docker-init -- sh"), "{out}");
+    assert_ne!(lines[1], "1", "{out}");
+    // SIGTERM reaches sleep through the init: stop is quick.
+    e.ok(&[
+        "run", "-d", "--init", "--name", "ini", "busybox", "sleep", "1000",
+    ]);
+    let t = std::time::Instant::now();
+    e.ok(&["stop", "-t", "10", "ini"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(e.inspect("ini", "{{.State.ExitCode}}"), "143");
+}
+
+#[test]
+fn restart_gives_a_new_process_and_ps_filters_work() {
+    let e = Env::new();
+    e.ok(&[
+        "run", "-d", "--name", "rs", "-l", "tier=web", "busybox", "sleep", "1000",
+    ]);
+    e.ok(&["run", "-d", "--name", "ex", "busybox", "sh", "-c", "exit 2"]);
+    e.ok(&["wait", "ex"]);
+    let pid = e.inspect("rs", "{{.State.Pid}}");
+    e.ok(&["restart", "-t", "0", "rs"]);
+    assert_eq!(e.status("rs"), "running");
+    assert_ne!(e.inspect("rs", "{{.State.Pid}}"), pid);
+    let f = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "-a", "--format", "{{.Names}}"];
+        a.extend(args);
+        let mut v: Vec<String> = e.ok(&a).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(f(&["--filter", "status=exited"]), vec!["ex"]);
+    assert_eq!(f(&["--filter", "exited=2"]), vec!["ex"]);
+    assert_eq!(f(&["--filter", "label=tier=web"]), vec!["rs"]);
+    assert_eq!(f(&["--filter", "name=r"]), vec!["rs"]);
+    assert_eq!(f(&["--filter", "ancestor=busybox"]), vec!["ex", "rs"]);
+    assert_eq!(f(&["-n", "1"]), vec!["ex"]);
+    assert_eq!(f(&["-l"]), vec!["ex"]);
+    assert_eq!(e.ok(&["ps", "-q"]).lines().count(), 1);
+    assert_eq!(
+        e.ok(&["ps", "-aq", "--no-trunc"])
+            .lines()
+            .next()
+            .unwrap()
+            .len(),
+        64
+    );
+    let o = e.run(&["ps", "--filter", "status=sleepy"]);
+    assert_ne!(o.code, 0);
+}

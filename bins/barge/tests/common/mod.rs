@@ -183,3 +183,11 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     }
     v
 }
+
+/// The static init `--init` uses, if installed.
+pub fn find_tini() -> Option<PathBuf> {
+    ["/usr/bin/tini-static", "/usr/bin/tini"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}

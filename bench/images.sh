@@ -7,9 +7,10 @@
 #   import      barge --root R import T bench/img      | podman import T localhost/bench/img
 #   save        barge save -o F IMG                    | podman save -o F --format docker-archive IMG
 #   load        barge load -q -i A  (empty store)      | podman load -q -i A  (empty store)
-#   first use   load -q -i A + `barge image mount`     | load -q -i A + `podman image mount`
-#               (rootfs unpacked and mounted: stands in for "time to first
-#               run" until `barge run` exists)
+#   first run   load -q -i A + `barge run --rm IMG busybox true`
+#                                                      | load -q -i A + `podman run --rm --network none IMG busybox true`
+#               (time to the first container of a freshly loaded image: the
+#               layers unpacked, a container's rootfs mounted, run, removed)
 # A is the docker-archive podman saved (LOAD_FROM=barge: the one barge saved).
 # Then prints: operation, barge median, podman median, podman/barge.
 #
@@ -22,7 +23,7 @@
 # The cache stays; everything else (stores, mounts, archives) is removed at exit.
 #
 # usage: sudo bench/images.sh [--no-build] [--runs N] [--warmup N]
-#   --no-build  do not run `cargo build --release -p barge` (implied by BARGE_BIN)
+#   --no-build  do not run `cargo build --release --workspace --bins` (implied by BARGE_BIN)
 # env: RUNS (5), WARMUP (1), SIZE_MB (200), CACHE (/var/tmp/barge-bench-images),
 #      BENCH_DEBOOTSTRAP (0), LOAD_FROM (podman|barge, podman), PODMAN (podman),
 #      BARGE_BIN (default target/x86_64-unknown-linux-gnu/release/barge),
@@ -63,7 +64,7 @@ case $LOAD_FROM in podman | barge) ;; *) die "LOAD_FROM must be podman or barge"
 
 if [ "$BUILD" = 1 ]; then
 	echo "# building barge (release)" >&2
-	(cd "$repo" && cargo build --release -p barge >&2)
+	(cd "$repo" && cargo build --release --workspace --bins >&2)
 fi
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 BARGE=${BARGE_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/barge}
@@ -213,13 +214,13 @@ cat >"$work/first-use-barge" <<SH
 #!/bin/sh
 set -e
 "$BARGE" --root "$BR" load -q -i "\$1" >/dev/null
-"$BARGE" --root "$BR" image mount "\$2" >/dev/null
+"$BARGE" --root "$BR" run --rm "\$2" /usr/bin/busybox true
 SH
 cat >"$work/first-use-podman" <<SH
 #!/bin/sh
 set -e
 "$PODMAN" load -q -i "\$1" >/dev/null
-"$PODMAN" image mount "\$2" >/dev/null
+"$PODMAN" run --rm --network none "\$2" /usr/bin/busybox true
 SH
 chmod +x "$work/reset" "$work/first-use-barge" "$work/first-use-podman"
 
@@ -299,23 +300,14 @@ bench load \
 	"$BARGE --root $BR load -q -i $ARCHIVE" "$work/reset barge noimage $LOADED" \
 	"$PODMAN load -q -i $ARCHIVE" "$work/reset podman noimage"
 
-# ---- 4. first use: load + image mount (unpacked rootfs ready)
-echo >&2
-echo "# NOTE: 'first use' = load + image mount (rootfs unpacked and mounted read-only);" >&2
-echo "#       it stands in for \"time to first run\" until \`barge run\` exists (issue 4)." >&2
+# ---- 4. first run: load + run --rm of a container from the loaded image
 "$work/reset" barge noimage "$LOADED"
 "$work/reset" podman noimage
 if [ "${ok[load-barge]:-0}" = 1 ] && check first-use-barge "$work/first-use-barge" "$ARCHIVE" "$LOADED"; then
-	mp=$("$BARGE" --root "$BR" image mount "$LOADED")
-	if [ -x "$mp/usr/bin/sh" ] || [ -e "$mp/usr/bin" ]; then ok[first-use-barge]=1; else
-		failures+=("first-use-barge: mounted at $mp but usr/bin is missing there")
-	fi
+	ok[first-use-barge]=1
 fi
 if [ "${ok[load-podman]:-0}" = 1 ] && check first-use-podman "$work/first-use-podman" "$ARCHIVE" "$LOADED"; then
-	mp=$("$PODMAN" image mount "$LOADED")
-	if [ -e "$mp/usr/bin" ]; then ok[first-use-podman]=1; else
-		failures+=("first-use-podman: mounted at $mp but usr/bin is missing there")
-	fi
+	ok[first-use-podman]=1
 fi
 bench first-use \
 	"$work/first-use-barge $ARCHIVE $LOADED" "$work/reset barge noimage $LOADED" \
@@ -327,7 +319,7 @@ python3 - "$work" <<'PY'
 import json, os, sys
 work = sys.argv[1]
 rows = [("import", "import"), ("save", "save (docker-archive)"),
-        ("load", "load (docker-archive)"), ("first-use", "load + image mount *")]
+        ("load", "load (docker-archive)"), ("first-use", "load + first run")]
 def fmt(s):
     return "-" if s is None else ("%.2f s" % s if s >= 1 else "%.0f ms" % (s * 1e3))
 print("%-24s %12s %12s %16s" % ("operation", "barge median", "podman median", "podman/barge"))
@@ -343,7 +335,6 @@ for key, label in rows:
     ratio = "%.2fx" % (q / b) if b and q else "-"
     print("%-24s %12s %12s %16s" % (label, fmt(b), fmt(q), ratio))
 print("(medians of %s timed runs each; ratio > 1 means barge is faster)" % n)
-print("* load + image mount stands in for \"time to first run\" until `barge run` exists")
 PY
 echo "tarball: $TARBALL ($(size_mb "$TARBALL") MB); load/first-use archive: $LOAD_FROM-saved"
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these)"

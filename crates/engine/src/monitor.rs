@@ -243,18 +243,19 @@ impl Monitor {
             .arg(&self.dir)
             .arg("--pid-file")
             .arg(&pid_file);
-        let mut console: Option<(UnixListener, OwnedFd)> = None;
+        let mut console: Option<(UnixListener, PathBuf)> = None;
         match &self.stdio {
             Stdio3::Tty { .. } => {
-                let (fd, path) = attach::short_path(&self.dir, "console.sock")?;
-                let _ = std::fs::remove_file(self.dir.join("console.sock"));
-                let l = UnixListener::bind(&path)
-                    .map_err(io("listen on", &self.dir.join("console.sock")))?;
+                // The runtime connects by path from its own process: a
+                // real path, short enough for a unix socket (108 bytes).
+                let path = console_socket_path(&self.dir, &self.id)?;
+                let _ = std::fs::remove_file(&path);
+                let l = UnixListener::bind(&path).map_err(io("listen on", &path))?;
                 cmd.arg("--console-socket").arg(&path);
                 cmd.stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped());
-                console = Some((l, fd));
+                console = Some((l, path));
             }
             Stdio3::Pipes {
                 out_w, err_w, in_r, ..
@@ -276,6 +277,9 @@ impl Monitor {
             .output()
             .map_err(|e| EngineError::Runtime(format!("run {}: {e}", self.rt.path.display())))?;
         if !out.status.success() {
+            if let Some((_, path)) = &console {
+                let _ = std::fs::remove_file(path);
+            }
             // The runtime's own words: its log, else its stderr (which for a
             // non-tty container is the container's stderr pipe: drain it so
             // none of it reaches the container's log).
@@ -291,13 +295,14 @@ impl Monitor {
             let _ = self.rt.delete(&self.id);
             return Err(crate::runtime::classify(&msg));
         }
-        if let Some((l, _fd)) = console {
-            let master = receive_fd(&l)?;
+        if let Some((l, path)) = console {
+            let master = receive_fd(&l);
+            let _ = std::fs::remove_file(&path);
+            let master = master?;
             nonblocking(&master);
             self.stdio = Stdio3::Tty {
                 master: Some(master),
             };
-            let _ = std::fs::remove_file(self.dir.join("console.sock"));
         }
         let pid_text = std::fs::read_to_string(&pid_file).map_err(io("read", &pid_file))?;
         let pid: i32 = pid_text.trim().parse().map_err(|_| {
@@ -934,6 +939,19 @@ impl Monitor {
             self.event(&format!("health_status: {st}"), &[]);
         }
     }
+}
+
+/// `containers/<id>/console.sock`, or `/run/barge/<id>.console` when the
+/// engine root makes that too long for a unix socket address.
+fn console_socket_path(dir: &Path, id: &str) -> Result<PathBuf> {
+    let p = dir.join("console.sock");
+    if p.as_os_str().len() < 100 {
+        return Ok(p);
+    }
+    let run = Path::new("/run/barge");
+    std::fs::create_dir_all(run).map_err(io("create", run))?;
+    let _ = std::fs::set_permissions(run, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    Ok(run.join(format!("{id}.console")))
 }
 
 fn ts(d: Duration) -> rustix::time::Timespec {

@@ -722,3 +722,25 @@ fn restart_gives_a_new_process_and_ps_filters_work() {
     let o = e.run(&["ps", "--filter", "status=sleepy"]);
     assert_ne!(o.code, 0);
 }
+
+#[test]
+fn an_oom_kill_is_recorded() {
+    let e = Env::new();
+    let o = e.run(&[
+        "run",
+        "--name",
+        "oomy",
+        "--memory",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=a; while true; do x=\"$x$x\"; done",
+    ]);
+    assert_eq!(o.code, 137, "{o}");
+    assert_eq!(e.inspect("oomy", "{{.State.OOMKilled}}"), "true");
+    let events = std::fs::read_to_string(e.root().join("events.log")).unwrap();
+    assert!(events.contains("\"Action\":\"oom\""), "{events}");
+}

@@ -462,6 +462,11 @@ impl Monitor {
                 let _ = l.flush_partial();
             }
             let ran = self.started.elapsed();
+            // Before `delete` removes the cgroup: did the OOM killer strike?
+            let oom = oom_killed(&self.id);
+            if oom {
+                self.event("oom", &[]);
+            }
             let _ = self.rt.delete(&self.id);
             self.pid = 0;
             self.pidfd = None;
@@ -485,6 +490,7 @@ impl Monitor {
                 s.paused = false;
                 s.pid = 0;
                 s.exit_code = code;
+                s.oom_killed = oom;
                 s.finished_at = finished.clone();
                 if restart {
                     s.status = "restarting".into();
@@ -939,6 +945,31 @@ impl Monitor {
             self.event(&format!("health_status: {st}"), &[]);
         }
     }
+}
+
+/// Whether the kernel's OOM killer killed a process of the container's
+/// cgroup (`cgroupsPath` is `/barge/<id>`): v1 `memory.oom_control`, v2
+/// `memory.events`.
+fn oom_killed(id: &str) -> bool {
+    let count = |path: String, key: &str| -> u64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == key).then(|| v.trim().parse().ok()).flatten()
+                })
+            })
+            .unwrap_or(0)
+    };
+    count(
+        format!("/sys/fs/cgroup/memory/barge/{id}/memory.oom_control"),
+        "oom_kill",
+    ) > 0
+        || count(
+            format!("/sys/fs/cgroup/barge/{id}/memory.events"),
+            "oom_kill",
+        ) > 0
 }
 
 /// `containers/<id>/console.sock`, or `/run/barge/<id>.console` when the

@@ -744,3 +744,75 @@ fn an_oom_kill_is_recorded() {
     let events = std::fs::read_to_string(e.root().join("events.log")).unwrap();
     assert!(events.contains("\"Action\":\"oom\""), "{events}");
 }
+
+#[test]
+fn logs_rotate_with_max_size_and_max_file() {
+    let e = Env::new();
+    e.ok(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let path = std::path::PathBuf::from(e.inspect("rot", "{{.LogPath}}"));
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(&name))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        assert!(std::fs::metadata(dir.join(f)).unwrap().len() <= 2048, "{f}");
+    }
+    let logs = e.ok(&["logs", "rot"]);
+    assert!(logs.ends_with("line-299\n"), "{logs}");
+    assert!(
+        !logs.contains("line-0\n"),
+        "the oldest lines were rotated away"
+    );
+    let o = e.run(&["run", "--rm", "--log-opt", "max-file=x", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+}
+
+#[test]
+fn other_oci_runtimes_and_terminals() {
+    let e = Env::new();
+    if std::path::Path::new("/usr/sbin/runc").exists()
+        || std::path::Path::new("/usr/bin/runc").exists()
+    {
+        assert_eq!(
+            e.ok(&[
+                "run",
+                "--rm",
+                "--runtime",
+                "runc",
+                "busybox",
+                "echo",
+                "via runc"
+            ]),
+            "via runc\n"
+        );
+    }
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "/no/such/runtime",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.code, 125, "{o}");
+    // -t: the container's stdio is a pty (output relayed through it).
+    let out = e.ok(&["run", "--rm", "-t", "busybox", "tty"]);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+}

@@ -528,6 +528,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     let Some(stream) = started.attach else {
         return Ok(0);
     };
+    proxy_signals(&engine, &rec);
     let end = barge_engine::attach::session(
         stream,
         &AttachOptions {
@@ -588,6 +589,7 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
                 a.interactive,
                 c.record.config.tty,
                 a.detach_keys.as_deref(),
+                true,
             );
         }
         match lifecycle::start(&engine, &store, &id, attach) {
@@ -600,6 +602,7 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
                         a.interactive,
                         c.record.config.tty,
                         a.detach_keys.as_deref(),
+                        true,
                     );
                 }
                 println!("{name}");
@@ -619,6 +622,28 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
     }
 }
 
+/// Docker's `--sig-proxy`: signals this command receives while attached
+/// (ctrl-c without a terminal, a `kill` of the command) go to the
+/// container's process instead of ending the command.
+fn proxy_signals(engine: &Engine, rec: &barge_engine::record::ContainerRecord) {
+    use signal_hook::consts::signal::*;
+    let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
+    else {
+        return;
+    };
+    let rt = lifecycle::runtime_of(engine, rec);
+    let id = rec.id.clone();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let name = signal_hook::low_level::signal_name(sig)
+                .map(String::from)
+                .unwrap_or_else(|| sig.to_string());
+            let _ = rt.kill(&id, &name, false);
+        }
+    });
+}
+
 fn finish_attach(
     engine: &Engine,
     id: &str,
@@ -626,7 +651,13 @@ fn finish_attach(
     stdin: bool,
     tty: bool,
     keys: Option<&str>,
+    proxy: bool,
 ) -> Result<i32> {
+    if proxy {
+        if let Ok(rec) = engine.record(id) {
+            proxy_signals(engine, &rec);
+        }
+    }
     let detach_keys = match keys {
         Some(k) => barge_engine::attach::parse_detach_keys(k).map_err(exit_err)?,
         None => vec![16, 17],
@@ -657,7 +688,7 @@ pub struct AttachArgs {
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
     /// Proxy all received signals to the process
-    #[arg(long = "sig-proxy", default_value_t = true)]
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
     pub container: String,
 }
@@ -681,6 +712,7 @@ pub fn attach(root: &Path, a: &AttachArgs) -> Result<i32> {
         stdin,
         c.record.config.tty,
         a.detach_keys.as_deref(),
+        a.sig_proxy,
     )
 }
 

@@ -816,3 +816,33 @@ fn other_oci_runtimes_and_terminals() {
     let out = e.ok(&["run", "--rm", "-t", "busybox", "tty"]);
     assert!(out.starts_with("/dev/pts/"), "{out:?}");
 }
+
+#[test]
+fn signals_to_an_attached_run_reach_the_container() {
+    let e = Env::new();
+    let child = e
+        .cmd(&[
+            "run",
+            "--name",
+            "sp",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    e.wait_for(10, "the container to run", &mut || {
+        e.run(&["logs", "sp"]).stdout.contains("ready")
+    });
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot INT\n");
+}

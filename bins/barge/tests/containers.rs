@@ -846,3 +846,76 @@ fn signals_to_an_attached_run_reach_the_container() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot INT\n");
 }
+
+#[test]
+fn named_volumes_persist_and_start_with_the_image_content() {
+    let e = Env::new();
+    e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data1:/data",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "kept\n"
+    );
+    // A new volume gets what the image has at its mount point...
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etc1:/etc",
+            "busybox",
+            "cat",
+            "/etc/group"
+        ])
+        .lines()
+        .next(),
+        Some("root:x:0:")
+    );
+    // ...unless nocopy.
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etc2:/etc:nocopy",
+            "busybox",
+            "ls",
+            "/etc"
+        ])
+        .trim(),
+        ""
+    );
+    // An anonymous volume goes with `rm -v`.
+    e.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        "busybox",
+        "touch",
+        "/scratch/x",
+    ]);
+    let mounts: serde_json::Value =
+        serde_json::from_str(&e.inspect("anon", "{{json .Mounts}}")).unwrap();
+    let src = mounts[0]["Source"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&src).join("x").exists(), "{src}");
+    e.ok(&["rm", "-v", "anon"]);
+    assert!(!std::path::Path::new(&src).exists());
+}

@@ -340,6 +340,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
         None
     };
     let volumes = engine.volumes_dir();
+    copy_up_volumes(&rec, &rootfs, &volumes).map_err(undo)?;
     let spec = crate::spec::build(&crate::spec::SpecInput {
         record: &rec,
         rootfs: &rootfs,
@@ -448,6 +449,36 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
             Err(undo(e))
         }
     }
+}
+
+/// Docker fills a new volume with what the image has at its mount point
+/// (unless `nocopy`): done once, when the volume is created.
+fn copy_up_volumes(rec: &ContainerRecord, rootfs: &Path, volumes: &Path) -> Result<()> {
+    for m in &rec.host_config.mounts {
+        if m.kind != "volume" || m.options.iter().any(|o| o == "nocopy") {
+            continue;
+        }
+        let data = crate::spec::volume_dir(volumes, &m.source);
+        if data.exists() {
+            continue;
+        }
+        let mut tar = Vec::new();
+        let src = format!("{}/.", m.target.trim_end_matches('/'));
+        let stat = match crate::fsops::copy_from_container(rootfs, &src, &mut tar) {
+            Ok(stat) if stat.is_dir() => stat,
+            // Nothing (or not a directory) there in the image.
+            _ => continue,
+        };
+        let tmp = data.with_file_name(format!("_data.tmp{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        let done = crate::fsops::extract_to_host(&tar[..], &stat, &tmp, true)
+            .and_then(|_| std::fs::rename(&tmp, &data).map_err(io("rename", &data)));
+        if done.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        done?;
+    }
+    Ok(())
 }
 
 /// `--init`: a static init to bind-mount at /sbin/docker-init.

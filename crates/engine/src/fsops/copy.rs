@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -341,13 +342,14 @@ fn container_target(root: OwnedFd, dir_abs: &[u8]) -> Result<Target> {
 /// `docker cp SRC CTR:DEST`: copy the host path `host_src` to `dest` in
 /// the container with Docker's semantics, every write resolved inside
 /// `rootfs`. Files belong to root (0:0), or keep the source's ids with
-/// `archive_mode`; modes and times are kept.
+/// `archive_mode`; modes and times are kept. Returns the size of the
+/// archive transferred (what docker-cli reports as copied).
 pub fn copy_to_container(
     rootfs: &Path,
     host_src: &Path,
     dest: &str,
     archive_mode: bool,
-) -> Result<()> {
+) -> Result<u64> {
     let root = open_root(rootfs)?;
     let src_abs = host_abs(host_src)?;
     let src = lookup_host(&src_abs).map_err(errno_err("lstat", &src_abs))?;
@@ -362,10 +364,35 @@ pub fn copy_to_container(
     } else {
         Owner::Fixed(0, 0)
     };
+    let written = AtomicU64::new(0);
+    let counter = &written;
     through_pipe(
-        move |w: &mut File| archive::write(&src, &top, w).map(|_| ()),
+        move |w: &mut File| {
+            let out = archive::write(&src, &top, Counted { inner: w, n: 0 })?;
+            counter.store(out.n, Ordering::Relaxed);
+            Ok(())
+        },
         |r| extract(r, &target, None, owner),
-    )
+    )?;
+    Ok(written.into_inner())
+}
+
+/// A writer counting the bytes written through it.
+struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// `docker cp - CTR:DEST`: extract a tar (plain, gzip or zstd) read from

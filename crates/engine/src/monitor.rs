@@ -764,6 +764,9 @@ impl Monitor {
 
     /// Reaps children; the init's exit code once it has exited.
     fn reap(&mut self) -> Option<i32> {
+        // Looked at before reaping: an init that exits after this look is
+        // reaped below or on the next round, never taken for a vanished one.
+        let gone = self.pid > 0 && !crate::store::process_alive(self.pid, 0);
         let mut result = None;
         while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             let p = pid.as_raw_nonzero().get();
@@ -777,7 +780,7 @@ impl Monitor {
                 self.probe_done(code);
             }
         }
-        if result.is_none() && self.pid > 0 && !crate::store::process_alive(self.pid, 0) {
+        if result.is_none() && gone {
             // Not our child (e.g. the runtime's init was not reparented):
             // its status is gone with it.
             result = Some(137);

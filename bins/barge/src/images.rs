@@ -1,12 +1,13 @@
 //! The image commands: list, tag, remove, inspect, history, prune, disk
 //! usage and the store check, printed as the docker CLI prints them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use barge_image::store::{parse_reference, Digest, ImageRecord, Store, MAX_CONFIG_BYTES};
+use barge_engine::store::{Container, Engine};
+use barge_image::store::{parse_reference, Digest, ImageRecord, Platform, Store, MAX_CONFIG_BYTES};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -284,63 +285,122 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// The engine's containers (the engine and the image store share a root);
+/// none if no container was ever made there.
+fn containers(store: &Store) -> Result<Vec<Container>> {
+    if !store.root().join("containers").is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(Engine::open(store.root())?.list()?)
+}
+
+/// Does `c` run from this image (Docker compares image ids)?
+fn uses(c: &Container, manifest: &Digest, config: &Digest) -> bool {
+    c.record.manifest_digest == manifest.to_string() || c.record.image_id == config.to_string()
+}
+
 pub fn rmi(store: &Store, a: &RmiArgs) -> Result<i32> {
+    let users = containers(store)?;
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for name in &a.images {
-        match rmi_one(store, name, a.force) {
+        match rmi_one(store, &users, name, a.force) {
             Ok(lines) => {
                 for l in lines {
                     writeln!(out, "{l}")?;
                 }
             }
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error response from daemon: {e:#}");
                 code = 1;
             }
         }
     }
+    // Pinned images (those of containers) keep their blobs and layers.
     let _ = store.gc(&|_| false);
     Ok(code)
 }
 
-fn rmi_one(store: &Store, name: &str, force: bool) -> Result<Vec<String>> {
+/// Docker's `ImageDelete`: by name, untag that name (refused without -f if
+/// it is the last one and a container uses the image); by id, untag every
+/// name and delete the image, refused if a running container uses it (even
+/// with -f), or a stopped one, or several names hold it (without -f).
+/// An image a container uses stays pinned in the store after deletion.
+fn rmi_one(store: &Store, users: &[Container], name: &str, force: bool) -> Result<Vec<String>> {
     let img = store
         .resolve(name)
         .map_err(|_| anyhow!("No such image: {name}"))?;
+    let short = &img.config_digest.hex()[..12];
+    let using: Vec<&Container> = users
+        .iter()
+        .filter(|c| uses(c, &img.manifest_digest, &img.config_digest))
+        .collect();
+    let running = using.iter().find(|c| crate::monitoring::is_running(c));
+    let stopped = using.iter().find(|c| !crate::monitoring::is_running(c));
+    let cid = |c: &Container| barge_engine::ids::short(&c.record.id).to_string();
     let mut lines = Vec::new();
-    // By name: untag that name only. By id: all names, which needs -f when
-    // there are several (docker's rule).
     let by_name = parse_reference(name).ok().and_then(|r| {
         let full = r.to_string();
         img.names.iter().find(|n| **n == full).cloned()
     });
-    let names: Vec<String> = match by_name {
-        Some(n) => vec![n],
-        None => {
-            if img.names.len() > 1 && !force {
-                bail!(
-                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                    &img.config_digest.hex()[..12]
-                );
+    match by_name {
+        Some(n) => {
+            if !force && img.names.len() == 1 {
+                if let Some(c) = using.first() {
+                    bail!(
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short}",
+                        cid(c)
+                    );
+                }
             }
-            img.names.clone()
+            store.untag(&n)?;
+            let (repo, tag) = repo_tag(&n);
+            lines.push(format!("Untagged: {repo}:{tag}"));
+            if img.names.len() > 1 {
+                return Ok(lines);
+            }
+            if running.is_some() {
+                // Docker keeps an image a running container uses, untagged.
+                store.add_untagged(img.target.clone())?;
+                return Ok(lines);
+            }
         }
-    };
-    for n in &names {
-        store.untag(n)?;
-        let (repo, tag) = repo_tag(n);
-        lines.push(format!("Untagged: {repo}:{tag}"));
-    }
-    let still = store.images()?.into_iter().any(|r| {
-        r.manifest_digest == img.manifest_digest || r.target_digest == img.manifest_digest
-    });
-    if !still {
-        if names.is_empty() {
-            store.remove_entries(&img.manifest_digest)?;
+        None => {
+            let conflict = |hard: bool, what: String| {
+                let how = if hard {
+                    "cannot be forced"
+                } else {
+                    "must be forced"
+                };
+                anyhow!("conflict: unable to delete {short} ({how}) - {what}")
+            };
+            if let Some(c) = running {
+                return Err(conflict(
+                    true,
+                    format!("image is being used by running container {}", cid(c)),
+                ));
+            }
+            if !force && img.names.len() > 1 {
+                return Err(conflict(
+                    false,
+                    "image is referenced in multiple repositories".into(),
+                ));
+            }
+            if let (false, Some(c)) = (force, stopped) {
+                return Err(conflict(
+                    false,
+                    format!("image is being used by stopped container {}", cid(c)),
+                ));
+            }
+            for n in &img.names {
+                store.untag(n)?;
+                let (repo, tag) = repo_tag(n);
+                lines.push(format!("Untagged: {repo}:{tag}"));
+            }
         }
-        lines.push(format!("Deleted: {}", img.config_digest));
     }
+    store.remove_entries(&Digest::try_from(img.target.digest())?)?;
+    lines.push(format!("Deleted: {}", img.config_digest));
     Ok(lines)
 }
 
@@ -509,9 +569,11 @@ pub fn history(store: &Store, a: &HistoryArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn confirm(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
+/// Docker's `[y/N]` prompt (on stdout); anything but `y`, or end of input,
+/// is a no.
+pub(crate) fn confirm(question: &str) -> bool {
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
 }
@@ -525,9 +587,21 @@ pub fn prune(store: &Store, a: &PruneArgs) -> Result<i32> {
     if !a.force && !confirm(&format!("{warning}\nAre you sure you want to continue?")) {
         return Ok(0);
     }
+    // Images containers use (pinned by them) are never pruned, nor any
+    // other pinned image (`image mount`).
+    let users = containers(store)?;
+    let pinned: HashSet<Digest> = store.pins()?.into_values().flatten().collect();
     let mut lines = Vec::new();
     for img in store.images()? {
         if !img.refs.is_empty() && !a.all {
+            continue;
+        }
+        if pinned.contains(&img.target_digest)
+            || pinned.contains(&img.manifest_digest)
+            || users
+                .iter()
+                .any(|c| uses(c, &img.manifest_digest, &img.config_digest))
+        {
             continue;
         }
         for r in &img.refs {
@@ -550,12 +624,13 @@ pub fn prune(store: &Store, a: &PruneArgs) -> Result<i32> {
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human::size(report.bytes_freed)
+        crate::monitoring::human_size(report.bytes_freed)
     )?;
     Ok(0)
 }
 
-fn dir_size(p: &Path) -> u64 {
+/// Bytes in the files under `p` (0 if it is missing).
+pub(crate) fn dir_size(p: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -574,14 +649,111 @@ fn dir_size(p: &Path) -> u64 {
     total
 }
 
+/// Disk the images that containers use take (blobs and unpacked layers,
+/// shared ones included): what no image prune can free.
+fn used_image_bytes(store: &Store, users: &[Container]) -> u64 {
+    let mut blobs: HashSet<Digest> = HashSet::new();
+    let mut chains: HashSet<String> = HashSet::new();
+    for c in users {
+        let Ok(d) = c.record.manifest_digest.parse::<Digest>() else {
+            continue;
+        };
+        let Ok((md, m)) = store.resolve_manifest(&d, &Platform::host()) else {
+            continue;
+        };
+        let Ok(cd) = Digest::try_from(m.config().digest()) else {
+            continue;
+        };
+        if let Ok(ids) = store.read_config_info(&cd).and_then(|i| i.chain_ids()) {
+            chains.extend(ids);
+        }
+        blobs.extend(
+            m.layers()
+                .iter()
+                .filter_map(|l| Digest::try_from(l.digest()).ok()),
+        );
+        blobs.insert(md);
+        blobs.insert(cd);
+    }
+    let blob_bytes: u64 = blobs.iter().filter_map(|b| store.blob_size(b).ok()).sum();
+    let layer_bytes: u64 = chains
+        .iter()
+        .filter_map(|c| store.layer_dir(c).ok())
+        .map(|d| dir_size(&d))
+        .sum();
+    blob_bytes + layer_bytes
+}
+
+/// `SIZE (PCT%)` as docker prints RECLAIMABLE.
+fn reclaimable(part: u64, total: u64) -> String {
+    let size = crate::monitoring::human_size(part);
+    match (part.min(total) * 100).checked_div(total) {
+        Some(pct) => format!("{size} ({pct}%)"),
+        None => size,
+    }
+}
+
+/// `system df`: images, containers (their writable layer: the upper dir),
+/// local volumes and the build cache, as `docker system df` counts them.
 pub fn system_df(store: &Store) -> Result<i32> {
+    use crate::monitoring::{human_size, is_running};
+    let users = containers(store)?;
     let images = store.images()?;
-    let size = dir_size(&store.root().join("blobs")) + dir_size(&store.root().join("layers"));
+    let image_bytes =
+        dir_size(&store.root().join("blobs")) + dir_size(&store.root().join("layers"));
+    let active_images = images
+        .iter()
+        .filter(|i| {
+            users
+                .iter()
+                .any(|c| uses(c, &i.manifest_digest, &i.config_digest))
+        })
+        .count();
+    let image_free = image_bytes.saturating_sub(used_image_bytes(store, &users));
+
+    let engine_dir = store.root().join("containers");
+    let (mut ct_bytes, mut ct_free) = (0, 0);
+    for c in &users {
+        let rw = dir_size(&engine_dir.join(&c.record.id).join("upper"));
+        ct_bytes += rw;
+        if !is_running(c) {
+            ct_free += rw;
+        }
+    }
+    let active_containers = users.iter().filter(|c| is_running(c)).count();
+
+    let mut volumes = 0;
+    let (mut vol_bytes, mut vol_free, mut active_volumes) = (0, 0, 0);
+    if let Ok(rd) = std::fs::read_dir(store.root().join("volumes")) {
+        for e in rd.flatten() {
+            let vname = e.file_name().to_string_lossy().into_owned();
+            if vname.starts_with('.') || !e.path().is_dir() {
+                continue;
+            }
+            volumes += 1;
+            let size = dir_size(&e.path());
+            vol_bytes += size;
+            let used = users.iter().any(|c| {
+                c.record
+                    .host_config
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.source == vname)
+            });
+            if used {
+                active_volumes += 1;
+            } else {
+                vol_free += size;
+            }
+        }
+    }
     let rows = vec![
-        json!({"Type": "Images", "TotalCount": images.len(), "Active": 0, "Size": human::size(size),
-               "Reclaimable": format!("{} (100%)", human::size(size))}),
-        json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Images", "TotalCount": images.len(), "Active": active_images,
+               "Size": human_size(image_bytes), "Reclaimable": reclaimable(image_free, image_bytes)}),
+        json!({"Type": "Containers", "TotalCount": users.len(), "Active": active_containers,
+               "Size": human_size(ct_bytes), "Reclaimable": reclaimable(ct_free, ct_bytes)}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes, "Active": active_volumes,
+               "Size": human_size(vol_bytes), "Reclaimable": reclaimable(vol_free, vol_bytes)}),
         json!({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
     ];
     let t = Template::parse(

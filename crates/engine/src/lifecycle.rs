@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barge_image::snapshot;
-use barge_image::store::{Digest, ImageRef, Store, MAX_CONFIG_BYTES};
+use barge_image::store::{Digest, ImageRef, Platform, Store, MAX_CONFIG_BYTES};
 use serde_json::Value;
 
 use crate::error::{io, EngineError, Result};
@@ -253,11 +253,35 @@ pub fn rootfs_dir(dir: &Path) -> PathBuf {
     dir.join("merged")
 }
 
+/// The container's image: by its manifest digest in the store's index or,
+/// once the image was deleted (`rmi -f` with a stopped container using it),
+/// from the blobs the container's pin keeps.
+pub fn image_of(store: &Store, rec: &ContainerRecord) -> Result<ImageRef> {
+    if let Ok(img) = store.resolve(&rec.manifest_digest) {
+        return Ok(img);
+    }
+    let digest = Digest::parse(&rec.manifest_digest)?;
+    let (manifest_digest, manifest) = store.resolve_manifest(&digest, &Platform::host())?;
+    let config_digest = Digest::try_from(manifest.config().digest())?;
+    let target = oci_spec::image::Descriptor::new(
+        oci_spec::image::MediaType::ImageManifest,
+        store.blob_size(&manifest_digest)?,
+        manifest_digest.to_oci(),
+    );
+    Ok(ImageRef {
+        names: Vec::new(),
+        target,
+        manifest_digest,
+        manifest,
+        config_digest,
+    })
+}
+
 /// Mounts the container's rootfs (image layers + its upper dir) unless it
 /// is mounted already; returns the lower dirs.
 pub fn mount_rootfs(store: &Store, rec: &ContainerRecord, dir: &Path) -> Result<Vec<PathBuf>> {
     let _lock = store.lock_shared()?;
-    let img = store.resolve(&rec.manifest_digest)?;
+    let img = image_of(store, rec)?;
     let lowers = snapshot::unpack(store, &img)?;
     let target = rootfs_dir(dir);
     if !snapshot::is_mounted(&target) {
@@ -269,7 +293,7 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord, dir: &Path) -> Result<
 /// The image's lower dirs (unpacking them if needed).
 pub fn lowers(store: &Store, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
     let _lock = store.lock_shared()?;
-    let img = store.resolve(&rec.manifest_digest)?;
+    let img = image_of(store, rec)?;
     Ok(snapshot::unpack(store, &img)?)
 }
 

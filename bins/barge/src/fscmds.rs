@@ -342,7 +342,7 @@ fn copy_from_container(
     }
     let engine = Engine::open(root)?;
     let store = crate::images::open_store(root)?;
-    let (id, c) = find(&engine, ctr)?;
+    let (_, c) = find(&engine, ctr)?;
     let rootfs = Rootfs::open(&engine, &store, &c).map_err(daemon)?;
     let rootfs_path = rootfs.path();
     let archive = |out: &mut dyn Write| -> Result<CopyStat, EngineError> {
@@ -357,11 +357,11 @@ fn copy_from_container(
         let mut out = std::io::stdout().lock();
         archive(&mut out).map_err(in_ctr)?;
         out.flush().context("write the archive to stdout")?;
-        emit(&engine, "archive-path", &id, &c, &[]);
+        emit(&engine, "archive-path", &c, &[]);
         return Ok(());
     };
     let st = source_stat(&rootfs_path, src, a.follow_link).map_err(in_ctr)?;
-    emit(&engine, "archive-path", &id, &c, &[]);
+    emit(&engine, "archive-path", &c, &[]);
 
     // The archive streams through a pipe into the extraction on the host.
     let (mut reader, writer) = std::io::pipe().context("create a pipe")?;
@@ -433,7 +433,7 @@ fn copy_to_container(
     };
     let engine = Engine::open(root)?;
     let store = crate::images::open_store(root)?;
-    let (id, c) = find(&engine, ctr)?;
+    let (_, c) = find(&engine, ctr)?;
     let rootfs = Rootfs::open(&engine, &store, &c).map_err(daemon)?;
     let rootfs_path = rootfs.path();
     let in_ctr = |e: EngineError| daemon(fsops::in_container(e, ctr));
@@ -481,7 +481,7 @@ fn copy_to_container(
             fsops::copy_to_container(&rootfs_path, &p, dst, a.archive).map_err(in_ctr)?
         }
     };
-    emit(&engine, "extract-to-dir", &id, &c, &[]);
+    emit(&engine, "extract-to-dir", &c, &[]);
     if !quiet {
         copied_summary(bytes, &format!("{ctr}:{shown_dest}"));
     }
@@ -522,15 +522,8 @@ fn follow_link_to_container(
     }
 }
 
-fn emit(engine: &Engine, action: &str, id: &str, c: &Container, extra: &[(&str, String)]) {
-    barge_engine::events::emit(
-        engine.root(),
-        action,
-        id,
-        &c.record.config.image,
-        &c.record.name,
-        extra,
-    );
+fn emit(engine: &Engine, action: &str, c: &Container, extra: &[(&str, String)]) {
+    barge_engine::events::emit_container(engine.root(), action, &c.record, extra);
 }
 
 // -------------------------------------------------------------------- diff
@@ -746,7 +739,6 @@ fn commit_paused(
     emit(
         engine,
         "commit",
-        id,
         c,
         &[
             ("comment", opts.message.clone()),
@@ -780,7 +772,7 @@ pub fn export(root: &Path, a: &ExportArgs) -> anyhow::Result<i32> {
     report(|| {
         let engine = Engine::open(root)?;
         let store = crate::images::open_store(root)?;
-        let (id, c) = find(&engine, &a.container)?;
+        let (_, c) = find(&engine, &a.container)?;
         let rootfs = Rootfs::open(&engine, &store, &c).map_err(daemon)?;
         match output {
             None => {
@@ -790,7 +782,7 @@ pub fn export(root: &Path, a: &ExportArgs) -> anyhow::Result<i32> {
             }
             Some(p) => export_to_file(&rootfs.path(), p)?,
         }
-        emit(&engine, "export", &id, &c, &[]);
+        emit(&engine, "export", &c, &[]);
         Ok(())
     })
 }

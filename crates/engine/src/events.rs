@@ -97,6 +97,25 @@ pub fn emit(
     }
 }
 
+/// [`emit`] for a container: Docker puts the container's labels among the
+/// event's attributes (which `events --filter label=` reads).
+pub fn emit_container(
+    root: &Path,
+    action: &str,
+    rec: &crate::record::ContainerRecord,
+    extra: &[(&str, String)],
+) {
+    let mut attrs: Vec<(&str, String)> = rec
+        .config
+        .labels
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "image" | "name"))
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    attrs.extend(extra.iter().cloned());
+    emit(root, action, &rec.id, &rec.config.image, &rec.name, &attrs);
+}
+
 fn trim(p: &Path) {
     let Ok(data) = std::fs::read(p) else { return };
     let half = data.len() / 2;
@@ -136,6 +155,26 @@ pub fn read_from(root: &Path, offset: u64) -> (Vec<Event>, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_events_carry_labels() {
+        let t = tempfile::tempdir().unwrap();
+        let mut rec: crate::record::ContainerRecord = serde_json::from_value(serde_json::json!({
+            "Id": "abc", "Name": "web", "Created": "", "ImageName": "busybox", "ImageId": "",
+            "ManifestDigest": "", "Config": {"Image": "busybox", "Labels": {"tier": "front"}},
+            "HostConfig": {}, "RuntimePath": ""
+        }))
+        .unwrap();
+        rec.config
+            .labels
+            .insert("name".into(), "not the name".into());
+        emit_container(t.path(), "start", &rec, &[("x", "1".into())]);
+        let (ev, _) = read_from(t.path(), 0);
+        let a = &ev[0].actor.attributes;
+        assert_eq!(a["tier"], "front");
+        assert_eq!(a["name"], "web");
+        assert_eq!(a["x"], "1");
+    }
 
     #[test]
     fn emit_and_read() {

@@ -229,14 +229,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
         store.pin(&pin_name(&id), std::slice::from_ref(&img.manifest_digest))?;
         match engine.create(&rec, &|_| Ok(())) {
             Ok(()) => {
-                crate::events::emit(
-                    engine.root(),
-                    "create",
-                    &id,
-                    &rec.config.image,
-                    &rec.name,
-                    &[],
-                );
+                crate::events::emit_container(engine.root(), "create", &rec, &[]);
                 return Ok(rec);
             }
             Err(EngineError::NameInUse { .. }) if !given && attempt < 5 => attempt += 1,
@@ -571,14 +564,7 @@ pub fn stop(engine: &Engine, id: &str, timeout: Option<i64>) -> Result<()> {
         wait_stopped(engine, id, Some(Duration::from_secs(5)))?;
     }
     let c = engine.container(id)?;
-    crate::events::emit(
-        engine.root(),
-        "stop",
-        id,
-        &c.record.config.image,
-        &c.record.name,
-        &[],
-    );
+    crate::events::emit_container(engine.root(), "stop", &c.record, &[]);
     Ok(())
 }
 
@@ -596,12 +582,10 @@ pub fn kill(engine: &Engine, id: &str, signal: &str) -> Result<()> {
     }
     let rt = runtime_of(engine, &c.record);
     rt.kill(id, signal, false)?;
-    crate::events::emit(
+    crate::events::emit_container(
         engine.root(),
         "kill",
-        id,
-        &c.record.config.image,
-        &c.record.name,
+        &c.record,
         &[("signal", signal.to_string())],
     );
     Ok(())
@@ -638,12 +622,10 @@ pub fn pause(engine: &Engine, id: &str, pause: bool) -> Result<()> {
             s.status = if pause { "paused" } else { "running" }.into();
         }
     })?;
-    crate::events::emit(
+    crate::events::emit_container(
         engine.root(),
         if pause { "pause" } else { "unpause" },
-        id,
-        &c.record.config.image,
-        &c.record.name,
+        &c.record,
         &[],
     );
     Ok(())
@@ -691,14 +673,7 @@ pub fn remove(engine: &Engine, id: &str, force: bool, volumes: bool) -> Result<(
         }
     }
     remove_files(engine, id)?;
-    crate::events::emit(
-        engine.root(),
-        "destroy",
-        id,
-        &c.record.config.image,
-        &c.record.name,
-        &[],
-    );
+    crate::events::emit_container(engine.root(), "destroy", &c.record, &[]);
     Ok(())
 }
 

@@ -355,14 +355,7 @@ impl Monitor {
     }
 
     fn event(&self, action: &str, extra: &[(&str, String)]) {
-        crate::events::emit(
-            self.engine.root(),
-            action,
-            &self.id,
-            &self.rec.config.image,
-            &self.rec.name,
-            extra,
-        );
+        crate::events::emit_container(self.engine.root(), action, &self.rec, extra);
     }
 
     fn wait_first_client(&mut self, timeout: Duration) {

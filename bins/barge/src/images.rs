@@ -438,7 +438,17 @@ pub fn inspect_value(store: &Store, name: &str) -> Result<Value> {
         "RepoTags": repo_tags,
         "RepoDigests": repo_digests,
         "Parent": "",
-        "Comment": cfg.pointer("/history/0/comment").cloned().unwrap_or(json!("")),
+        // The image's own comment (commit -m), else its newest history entry's.
+        "Comment": cfg
+            .get("comment")
+            .cloned()
+            .or_else(|| {
+                cfg.get("history")
+                    .and_then(Value::as_array)
+                    .and_then(|h| h.last())
+                    .and_then(|e| e.get("comment").cloned())
+            })
+            .unwrap_or(json!("")),
         "Created": cfg.get("created").cloned().unwrap_or(json!("")),
         "DockerVersion": cfg.get("docker_version").cloned().unwrap_or(json!("")),
         "Author": cfg.get("author").cloned().unwrap_or(json!("")),

@@ -919,3 +919,27 @@ fn named_volumes_persist_and_start_with_the_image_content() {
     e.ok(&["rm", "-v", "anon"]);
     assert!(!std::path::Path::new(&src).exists());
 }
+
+#[test]
+fn a_killed_monitor_leaves_the_container_running_and_stop_still_cleans_up() {
+    let e = Env::new();
+    let id = e.ok(&["run", "-d", "--name", "mk", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(e.root().join("containers").join(id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let monitor = state["MonitorPid"].as_i64().unwrap();
+    assert!(monitor > 0);
+    std::process::Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(e.status("mk"), "running");
+    e.ok(&["stop", "-t", "0", "mk"]);
+    assert_eq!(e.status("mk"), "exited");
+    assert!(e.mounts().is_empty(), "{:?}", e.mounts());
+    assert!(cgroup_dirs(id).is_empty(), "{:?}", cgroup_dirs(id));
+    e.ok(&["rm", "mk"]);
+}

@@ -279,8 +279,10 @@ impl Engine {
             // reaps it now); if its process is gone too, it has exited.
             let init_alive = state.pid > 0 && Path::new(&format!("/proc/{}", state.pid)).exists();
             if !init_alive {
+                let mut changed = false;
                 state = self.update_state(id, |s| {
                     if matches!(s.status.as_str(), "running" | "paused" | "restarting") {
+                        changed = true;
                         s.status = "exited".into();
                         s.running = false;
                         s.paused = false;
@@ -293,6 +295,16 @@ impl Engine {
                         s.error = "the container's monitor was killed".into();
                     }
                 })?;
+                if changed {
+                    // What the monitor would have cleaned up: the runtime's
+                    // container (and its cgroup) and the rootfs mount.
+                    let rt = crate::runtime::Runtime::new(
+                        PathBuf::from(&record.runtime_path),
+                        self.runtime_root(&record.runtime_path),
+                    );
+                    let _ = rt.delete(id);
+                    let _ = crate::lifecycle::unmount_rootfs(&self.dir(id));
+                }
             }
         }
         Ok(Container { record, state })

@@ -228,7 +228,11 @@ fn run(root: &Path, id: &str, attach_first: bool, ready: &mut Ready) -> Result<(
 
 impl Monitor {
     fn create(&mut self) -> Result<()> {
-        let _ = self.rt.delete(&self.id);
+        // A leftover of an earlier run (a killed monitor) would make create
+        // fail; every runtime keeps its state in <root>/<id>.
+        if self.rt.root.join(&self.id).exists() {
+            let _ = self.rt.delete(&self.id);
+        }
         let pid_file = self.dir.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         let log = self.dir.join("runtime.log");

@@ -598,7 +598,11 @@ pub fn prune(store: &Store, a: &PruneArgs) -> Result<i32> {
         return Ok(0);
     }
     // Images containers use (pinned by them) are never pruned, nor any
-    // other pinned image (`image mount`).
+    // other pinned image (`image mount`). Pins of containers that never
+    // came to be (a killed `create`) go first.
+    if let Ok(engine) = barge_engine::store::Engine::open(store.root()) {
+        barge_engine::lifecycle::drop_stale_pins(&engine, store)?;
+    }
     let users = containers(store)?;
     let pinned: HashSet<Digest> = store.pins()?.into_values().flatten().collect();
     let mut lines = Vec::new();

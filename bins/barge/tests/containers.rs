@@ -943,3 +943,20 @@ fn a_killed_monitor_leaves_the_container_running_and_stop_still_cleans_up() {
     assert!(cgroup_dirs(id).is_empty(), "{:?}", cgroup_dirs(id));
     e.ok(&["rm", "mk"]);
 }
+
+#[test]
+fn a_pin_left_by_a_killed_create_does_not_keep_the_image_forever() {
+    let e = Env::new();
+    let store = barge_image::store::Store::open(e.root()).unwrap();
+    let img = store.resolve("busybox").unwrap();
+    let ghost = format!("container-{}", "f".repeat(64));
+    store.pin(&ghost, &[img.manifest_digest.clone()]).unwrap();
+    // A real container's pin stays.
+    let id = e.ok(&["create", "busybox", "true"]).trim().to_string();
+    e.ok(&["image", "prune", "-a", "-f"]);
+    let pins = store.pins().unwrap();
+    assert!(!pins.contains_key(&ghost), "{pins:?}");
+    assert!(pins.contains_key(&format!("container-{id}")), "{pins:?}");
+    e.ok(&["rm", &id]);
+    assert!(store.pins().unwrap().is_empty());
+}

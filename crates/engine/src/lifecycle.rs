@@ -40,6 +40,24 @@ pub struct CreateRequest {
     pub no_healthcheck: bool,
 }
 
+/// Drops the image pins of containers that do not exist (a `create`
+/// killed between pinning and storing its record), so prune can reclaim
+/// their images. A create in progress is left alone.
+pub fn drop_stale_pins(engine: &Engine, store: &Store) -> Result<usize> {
+    let ids: std::collections::HashSet<String> = engine.ids()?.into_iter().collect();
+    let mut dropped = 0;
+    for name in store.pins()?.into_keys() {
+        let Some(id) = name.strip_prefix("container-") else {
+            continue;
+        };
+        let building = engine.containers_dir().join(format!(".tmp-{id}")).exists();
+        if !ids.contains(id) && !building && store.unpin(&name)? {
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
 /// Resolves an image for a container, with Docker's wording if missing.
 pub fn resolve_image(store: &Store, image: &str) -> Result<ImageRef> {
     store.resolve(image).map_err(|e| match e {
@@ -226,8 +244,13 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             host_config: host_config.clone(),
             runtime_path: runtime_path.to_string_lossy().into_owned(),
         };
-        store.pin(&pin_name(&id), std::slice::from_ref(&img.manifest_digest))?;
-        match engine.create(&rec, &|_| Ok(())) {
+        // Pinned while the container is being built (its `.tmp-<id>` dir
+        // exists), so `drop_stale_pins` never takes a pin being made.
+        let pin = |_: &Path| -> Result<()> {
+            store.pin(&pin_name(&id), std::slice::from_ref(&img.manifest_digest))?;
+            Ok(())
+        };
+        match engine.create(&rec, &pin) {
             Ok(()) => {
                 crate::events::emit_container(engine.root(), "create", &rec, &[]);
                 return Ok(rec);

@@ -1,38 +1,55 @@
 //! Docker's output shapes: `--format` templates and aligned tables.
 //!
-//! A template is Go-template-like, as the docker CLI takes it: literal text
-//! with `{{.Field}}`, `{{.Field.Sub}}`, `{{json .}}`, `{{json .Field}}`,
-//! `{{upper .F}}`, `{{lower .F}}`, `{{.}}`; `\t` and `\n` in the template are
-//! a tab and a newline; a `table ` prefix prints a header row (the field
-//! names' column titles) and aligns the columns. Rows are JSON objects whose
-//! keys are the field names.
+//! A template is Go's text/template as the docker CLI runs it, on a JSON
+//! value: literal text and actions, `{{- x -}}` trimming, `{{/* comments */}}`,
+//! `{{.}}`, field chains `.A.B`, `$` and variables (`{{$v := .X}}`,
+//! `{{$v = .Y}}`), `{{if}}`/`{{else if}}`/`{{else}}`, `{{with}}`,
+//! `{{range}}` over arrays, maps (in key order), integers and nil with
+//! `{{else}}`, `{{break}}` and `{{continue}}`, `{{define}}`, `{{template}}`
+//! and `{{block}}`, pipelines and parenthesised sub-expressions, and the
+//! functions of Go (and, or, not, eq, ne, lt, le, gt, ge, index, slice,
+//! len, print, printf, println, html, js, urlquery) and of the docker CLI
+//! (json, split, join, title, lower, upper, pad, truncate). Values print as
+//! Go's fmt prints them (`1234`, `true`, `[a b]`, `map[a:b]`, `<no value>`
+//! for nil).
+//!
+//! As the docker CLI does, `\t` and `\n` in the template's text are a tab
+//! and a newline, and a `table ` prefix prints a header row (each field's
+//! column title) and aligns the columns. Rows are JSON objects whose keys
+//! are the field names. A field the rendered value lacks is an error (it is
+//! a Go struct in docker); a key missing from an object inside it prints
+//! `<no value>` (those are maps), and `index` on a string map gives `""`.
+
+mod exec;
+mod funcs;
+mod gofmt;
+mod lex;
+mod parse;
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
-
-#[derive(Debug, PartialEq)]
-enum Part {
-    Text(String),
-    Field {
-        func: Option<String>,
-        path: Vec<String>,
-    },
-}
 
 /// A parsed `--format`.
 #[derive(Debug)]
 pub struct Template {
     table: bool,
-    parts: Vec<Part>,
+    root: Vec<parse::Node>,
+    defines: BTreeMap<String, Vec<parse::Node>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("template: unclosed action \"{{{{\" in {0:?}")]
     Unclosed(String),
-    #[error("template: unsupported function {0:?} (use json, upper, lower)")]
+    #[error("template: function {0:?} not defined")]
     Function(String),
     #[error("template: can't evaluate field {0} (fields: {1})")]
     NoField(String, String),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    Exec(String),
 }
 
 impl Template {
@@ -43,120 +60,43 @@ impl Template {
             }
             _ => (false, format),
         };
-        let body = body.replace("\\t", "\t").replace("\\n", "\n");
-        let mut parts = Vec::new();
-        let mut rest = body.as_str();
-        while let Some(i) = rest.find("{{") {
-            if i > 0 {
-                parts.push(Part::Text(rest[..i].to_string()));
+        let parsed = parse::parse(body).map_err(|e| match e {
+            FormatError::Parse(m) if m.ends_with("unclosed action") => {
+                FormatError::Unclosed(format.to_string())
             }
-            let after = &rest[i + 2..];
-            let j = after
-                .find("}}")
-                .ok_or_else(|| FormatError::Unclosed(format.to_string()))?;
-            let action = after[..j]
-                .trim()
-                .trim_start_matches('-')
-                .trim_end_matches('-')
-                .trim();
-            parts.push(parse_action(action)?);
-            rest = &after[j + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Ok(Template { table, parts })
+            other => other,
+        })?;
+        Ok(Template {
+            table,
+            root: parsed.root,
+            defines: parsed.defines,
+        })
     }
 
     pub fn is_table(&self) -> bool {
         self.table
     }
 
-    /// Render one row.
+    /// Render one value. The value is a Go struct in the docker CLI (a ps
+    /// or images row, inspect's object, an event), so a field it lacks is
+    /// an error ([`FormatError::NoField`]), as docker's is; objects inside
+    /// it are maps, where a missing key prints `<no value>`.
     pub fn render(&self, row: &Value) -> Result<String, FormatError> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Field { func, path } => {
-                    let v = lookup(row, path)?;
-                    let s = match func.as_deref() {
-                        Some("json") => serde_json::to_string(v).unwrap_or_default(),
-                        Some("upper") => plain(v).to_uppercase(),
-                        Some("lower") => plain(v).to_lowercase(),
-                        _ => plain(v),
-                    };
-                    out.push_str(&s);
-                }
-            }
-        }
-        Ok(out)
+        let mut e = exec::Exec::new(self, row, None);
+        e.run()?;
+        Ok(e.out)
     }
 
-    /// The header row of a table template, with `title` naming each field.
+    /// The header row of a table template, with `title` naming each field:
+    /// the template runs with each field chain giving the title of its last
+    /// field and docker's header functions (json, upper, split...) leaving
+    /// titles alone; an action that fails or makes no string, and any
+    /// `if`/`with`/`range` block, shows the title of its last field.
     pub fn header(&self, title: &dyn Fn(&str) -> String) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Field { path, .. } => out.push_str(&title(&path.join("."))),
-            }
-        }
-        out
-    }
-}
-
-fn parse_action(action: &str) -> Result<Part, FormatError> {
-    let mut words = action.split_whitespace();
-    let first = words.next().unwrap_or(".");
-    let (func, arg) = if first.starts_with('.') {
-        (None, first)
-    } else {
-        if !matches!(first, "json" | "upper" | "lower") {
-            return Err(FormatError::Function(first.to_string()));
-        }
-        (Some(first.to_string()), words.next().unwrap_or("."))
-    };
-    let path = arg
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    Ok(Part::Field { func, path })
-}
-
-fn lookup<'a>(row: &'a Value, path: &[String]) -> Result<&'a Value, FormatError> {
-    let mut v = row;
-    for key in path {
-        v = match v.get(key) {
-            Some(x) => x,
-            None => {
-                let fields = v
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                return Err(FormatError::NoField(key.clone(), fields));
-            }
-        };
-    }
-    Ok(v)
-}
-
-/// A value as Go's text/template prints it.
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "<no value>".to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(plain).collect::<Vec<_>>().join(" ")),
-        Value::Object(o) => format!(
-            "map[{}]",
-            o.iter()
-                .map(|(k, v)| format!("{k}:{}", plain(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
+        let dot = Value::String(String::new());
+        let mut e = exec::Exec::new(self, &dot, Some(title));
+        let _ = e.run();
+        e.out
     }
 }
 
@@ -209,63 +149,4 @@ pub fn print_rows(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn renders_fields_functions_and_escapes() {
-        let row =
-            json!({"Repository": "busybox", "Tag": "latest", "Size": 42, "Labels": {"a": "b"}});
-        let t =
-            Template::parse("{{.Repository}}:{{.Tag}}\\t{{.Size}} {{json .Labels}} {{upper .Tag}}")
-                .unwrap();
-        assert_eq!(
-            t.render(&row).unwrap(),
-            "busybox:latest\t42 {\"a\":\"b\"} LATEST"
-        );
-        assert_eq!(
-            Template::parse("{{.Labels.a}}")
-                .unwrap()
-                .render(&row)
-                .unwrap(),
-            "b"
-        );
-        assert_eq!(
-            Template::parse("{{json .}}")
-                .unwrap()
-                .render(&json!({"x":1}))
-                .unwrap(),
-            "{\"x\":1}"
-        );
-    }
-
-    #[test]
-    fn reports_unknown_fields_and_functions() {
-        let e = Template::parse("{{.Nope}}")
-            .unwrap()
-            .render(&json!({"ID": 1}))
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("Nope") && e.to_string().contains("ID"),
-            "{e}"
-        );
-        assert!(Template::parse("{{printf .X}}").is_err());
-        assert!(Template::parse("{{.X").is_err());
-    }
-
-    #[test]
-    fn table_prints_titles_and_aligns() {
-        let t = Template::parse("table {{.Repository}}\\t{{.Tag}}").unwrap();
-        let rows = vec![
-            json!({"Repository": "busybox", "Tag": "1"}),
-            json!({"Repository": "a", "Tag": "latest"}),
-        ];
-        let title = |f: &str| f.to_uppercase();
-        let out = print_rows(&t, &rows, &title).unwrap();
-        assert_eq!(
-            out,
-            "REPOSITORY   TAG\nbusybox      1\na            latest\n"
-        );
-    }
-}
+mod tests;

@@ -950,7 +950,7 @@ fn a_pin_left_by_a_killed_create_does_not_keep_the_image_forever() {
     let store = barge_image::store::Store::open(e.root()).unwrap();
     let img = store.resolve("busybox").unwrap();
     let ghost = format!("container-{}", "f".repeat(64));
-    store.pin(&ghost, &[img.manifest_digest.clone()]).unwrap();
+    store.pin(&ghost, std::slice::from_ref(&img.manifest_digest)).unwrap();
     // A real container's pin stays.
     let id = e.ok(&["create", "busybox", "true"]).trim().to_string();
     e.ok(&["image", "prune", "-a", "-f"]);

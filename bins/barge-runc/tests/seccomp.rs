@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A filter allowing everything except `rules`.
@@ -303,6 +305,120 @@ fn docker_default_profile_blocks_unshare_but_runs_normal_commands() {
     assert_eq!(lines[2].split_whitespace().nth(1), Some("2"), "{out}");
     assert_eq!(lines[3], "unshare=1", "{out}");
     assert!(out.stderr.contains("Operation not permitted"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// The compiled-program cache (<root>/@seccomp-cache)
+
+/// The cached programs under the runtime's `--root`.
+fn cached_programs(rt: &Runtime) -> Vec<PathBuf> {
+    let dir = rt.root().join("@seccomp-cache");
+    let mut v: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// mkdir fails with ENOSYS, everything else is allowed; with flags, so
+/// that the program is installed with them.
+fn enosys_for_mkdir() -> Value {
+    let mut s = allow_except(json!([{
+        "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38
+    }]));
+    s["flags"] = json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]);
+    s
+}
+
+#[track_caller]
+fn assert_mkdir_enosys(out: &Out) {
+    assert_eq!(out.lines(), ["mkdir=1", "Seccomp: 2"], "{out}");
+    assert!(out.stderr.contains("Function not implemented"), "{out}");
+}
+
+#[test]
+fn second_run_installs_the_cached_program_and_a_corrupt_one_is_rebuilt() {
+    require_root!();
+    let rt = Runtime::new().with_global_args(&["--debug"]);
+    let b = Bundle::new();
+    b.writable();
+    b.config(|c| c["linux"]["seccomp"] = enosys_for_mkdir());
+    b.sh("mkdir /tmp/x; echo mkdir=$?; grep ^Seccomp: /proc/self/status | tr -s '\\t' ' '");
+
+    let first = rt.run(&rt.id("compile"), &b).ok();
+
+    assert_mkdir_enosys(&first);
+    assert!(
+        first
+            .stderr
+            .contains("seccomp: program compiled and cached"),
+        "{first}"
+    );
+    let files = cached_programs(&rt);
+    assert_eq!(files.len(), 1, "one program, no temporary file: {files:?}");
+    let program = &files[0];
+    assert_eq!(program.extension().and_then(|e| e.to_str()), Some("bpf"));
+    let bytes = fs::read(program).unwrap();
+    assert!(
+        !bytes.is_empty() && bytes.chunks_exact(8).remainder().is_empty(),
+        "{} bytes",
+        bytes.len()
+    );
+    let inode = fs::metadata(program).unwrap().ino();
+
+    let second = rt.run(&rt.id("cached"), &b).ok();
+
+    assert_mkdir_enosys(&second);
+    assert!(
+        second
+            .stderr
+            .contains("seccomp: program read from the cache"),
+        "{second}"
+    );
+    assert_eq!(fs::metadata(program).unwrap().ino(), inode, "not rewritten");
+
+    // A truncated program is never installed: it is rebuilt.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(program)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+
+    let third = rt.run(&rt.id("rebuilt"), &b).ok();
+
+    assert_mkdir_enosys(&third);
+    assert!(
+        third
+            .stderr
+            .contains("seccomp: program compiled and cached"),
+        "{third}"
+    );
+    assert_eq!(fs::read(program).unwrap(), bytes, "the program is back");
+    assert_eq!(cached_programs(&rt), files);
+}
+
+#[test]
+fn exec_installs_the_cached_program_too() {
+    require_root!();
+    let rt = Runtime::new();
+    let b = Bundle::with_args(&["sleep", "1000"]);
+    b.writable();
+    b.config(|c| c["linux"]["seccomp"] = enosys_for_mkdir());
+    let id = rt.id("execcache");
+    rt.start_container(&id, &b);
+    assert_eq!(cached_programs(&rt).len(), 1, "stored by create");
+
+    let out = rt.exec_with(&["--debug"], &id, &["mkdir", "/tmp/x"]);
+
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("Function not implemented"), "{out}");
+    assert!(
+        out.stderr.contains("seccomp: program read from the cache"),
+        "{out}"
+    );
+    assert!(!b.rootfs().join("tmp/x").exists());
 }
 
 // ---------------------------------------------------------------------------

@@ -270,6 +270,11 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
         None => None,
     };
 
+    // The seccomp program, from the cache when it has it: the init then
+    // installs it instead of compiling the filter.
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| crate::seccomp::prepare(s, &opts.root));
     crate::debug!("before clone");
     let (listen, extra_env) = listen_fds();
     let (parent_ch, child_ch) = Channel::pair()?;
@@ -309,6 +314,7 @@ pub fn create(opts: &CreateOptions, mode: Mode) -> Result<i32> {
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds + listen,
                 extra_env,
+                seccomp,
             };
             if two_stage {
                 init::two_stage(args)

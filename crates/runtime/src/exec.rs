@@ -14,6 +14,7 @@ use crate::error::{io_err, Context, Result, RuntimeError};
 use crate::process::channel::{self, Channel};
 use crate::process::finalize;
 use crate::process::init;
+use crate::seccomp::Prepared;
 use crate::state::{Container, Status};
 use crate::sys::{self, Forked};
 use crate::utils;
@@ -120,6 +121,12 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
         }
         None => None,
     };
+    // As for the init: the program from the cache, read before the fork.
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| crate::seccomp::prepare(s, &opts.root));
     let (parent_ch, child_ch) = Channel::pair()?;
     let forked = sys::clone_fork(0);
     if let Some(own) = &own_pidns {
@@ -129,15 +136,16 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
         Forked::Child => {
             drop(parent_ch);
             sys::unblock_all_signals();
-            let err = match exec_child(
-                &child_ch,
-                &join,
+            let args = ChildArgs {
+                join: &join,
                 process,
-                &spec,
+                spec: &spec,
+                seccomp,
                 userns,
                 console,
-                opts.preserve_fds,
-            ) {
+                preserve_fds: opts.preserve_fds,
+            };
+            let err = match exec_child(&child_ch, args) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -195,22 +203,30 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
     }
 }
 
-fn exec_child(
-    ch: &Channel,
-    join: &[(LinuxNamespaceType, OwnedFd)],
-    process: &Process,
-    spec: &oci_spec::runtime::Spec,
+/// Everything the exec'd process needs; computed by the parent before the
+/// fork.
+struct ChildArgs<'a> {
+    /// The init's namespaces: (type, open fd of the namespace file).
+    join: &'a [(LinuxNamespaceType, OwnedFd)],
+    process: &'a Process,
+    spec: &'a oci_spec::runtime::Spec,
+    /// `linux.seccomp`, prepared by the parent (the process cannot read the
+    /// host's seccomp cache once it is in the container's mount namespace).
+    seccomp: Option<Prepared<'a>>,
     userns: bool,
     console: Option<OwnedFd>,
     preserve_fds: u32,
-) -> Result<std::convert::Infallible> {
+}
+
+fn exec_child(ch: &Channel, a: ChildArgs) -> Result<std::convert::Infallible> {
+    let process = a.process;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .ctx(|| "set pdeathsig".into())?;
     ch.expect(channel::GO)?;
-    init::join_namespaces(join)?;
+    init::join_namespaces(a.join)?;
     let pty_for_parent = if process.terminal().unwrap_or(false) {
         sys::setsid().ctx(|| "setsid".into())?;
-        let target = match console {
+        let target = match a.console {
             Some(sock) => init::ConsoleTarget::Socket(sock),
             None => init::ConsoleTarget::Parent,
         };
@@ -219,17 +235,16 @@ fn exec_child(
         None
     };
     finalize::apply_limits(process)?;
-    finalize::apply_personality(spec)?;
+    finalize::apply_personality(a.spec)?;
     let exec = finalize::prepare_exec(process, &[])?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let _notify = finalize::switch_identity(process, seccomp, userns)?;
+    let _notify = finalize::switch_identity(process, a.seccomp.as_ref(), a.userns)?;
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).ctx(|| "clear pdeathsig".into())?;
     if let Some(m) = pty_for_parent {
         ch.send_fds(channel::PTY, b"", &[m.as_fd()])?;
     }
     ch.send(channel::READY, b"")?;
     ch.expect(channel::START)?;
-    finalize::close_extra_fds(preserve_fds)?;
+    finalize::close_extra_fds(a.preserve_fds)?;
     let e = sys::execve(&exec.path, &exec.argv, &exec.envp);
     Err(RuntimeError::Init(format!("exec: {e}")))
 }

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
-    LinuxSeccomp, PosixRlimitType, Process, Scheduler,
+    PosixRlimitType, Process, Scheduler,
 };
 
 use crate::error::{io_err, Context, Result, RuntimeError};
+use crate::seccomp::Prepared;
 use crate::sys;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -236,14 +237,16 @@ pub fn prepare_exec(process: &Process, extra_env: &[String]) -> Result<Exec> {
 }
 
 /// Switch to the container's identity. Returns the seccomp notify fd, if
-/// the filter has one. `userns`: running in a new user namespace.
+/// the filter has one. `seccomp`: the filter as the runtime prepared it
+/// (compiled here unless it is a program already). `userns`: running in a
+/// new user namespace.
 pub fn switch_identity(
     process: &Process,
-    seccomp: Option<&LinuxSeccomp>,
+    seccomp: Option<&Prepared>,
     userns: bool,
 ) -> Result<Option<OwnedFd>> {
     let nnp = process.no_new_privileges().unwrap_or(false);
-    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    let filter = seccomp.map(Prepared::filter).transpose()?;
     let mut notify = None;
     let mut filter = filter;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it first.

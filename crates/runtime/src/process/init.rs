@@ -16,6 +16,7 @@ use crate::error::{io_err, Context, Result, RuntimeError};
 use crate::process::channel::{self, Channel};
 use crate::process::finalize;
 use crate::rootfs::{self, Root, RootfsContext};
+use crate::seccomp::Prepared;
 use crate::sys;
 
 /// How the init learns that `start` was called.
@@ -54,6 +55,9 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub extra_env: Vec<String>,
+    /// `linux.seccomp`, prepared by the parent (the init cannot read the
+    /// host's seccomp cache once it has pivoted).
+    pub seccomp: Option<Prepared<'a>>,
 }
 
 /// Entry point in the child after clone. Never returns.
@@ -283,8 +287,7 @@ fn init(a: &InitArgs) -> Result<std::convert::Infallible> {
     finalize::apply_limits(process)?;
     finalize::apply_personality(a.spec)?;
     let exec = finalize::prepare_exec(process, &a.extra_env)?;
-    let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let notify = finalize::switch_identity(process, seccomp, userns)?;
+    let notify = finalize::switch_identity(process, a.seccomp.as_ref(), userns)?;
     crate::debug!("init: identity switched");
     // 4. Ready: from here on the container outlives the runtime.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).ctx(|| "clear pdeathsig".into())?;

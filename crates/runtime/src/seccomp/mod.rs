@@ -8,6 +8,11 @@
 //! - [`compile`] turns a [`LinuxSeccomp`] into a libseccomp filter
 //!   ([`Filter`]) the way runc does, and [`Filter::load`] installs it in the
 //!   calling thread, handing back the `SCMP_ACT_NOTIFY` listener fd if any;
+//! - [`prepare`], run by the runtime before it forks a container process,
+//!   takes the compiled BPF [`Program`] from the [`cache`] (or compiles and
+//!   stores it), so that the process only installs it; filters with
+//!   `SCMP_ACT_NOTIFY`, or when the cache fails, are compiled in the
+//!   process as before;
 //! - [`send_notify_fd`] gives that fd to the seccomp agent at `listenerPath`;
 //! - Docker's profile format: [`from_docker_profile`] converts a Docker
 //!   profile as moby does, [`docker_default_profile`] is Docker's default
@@ -21,7 +26,9 @@
 //! `SCMP_ACT_KILL` is the same as `SCMP_ACT_KILL_THREAD`. Errno values
 //! default to `EPERM` for `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE`.
 
+pub mod cache;
 mod docker;
+mod program;
 mod syscall_names;
 
 #[cfg(test)]
@@ -42,6 +49,8 @@ use oci_spec::runtime::{
 use serde::Serialize;
 
 use crate::sys::socket;
+
+pub use program::{InvalidProgram, Program};
 
 pub use docker::{
     docker_default_profile, from_docker_profile, host_arch, DOCKER_DEFAULT_CAPABILITIES,
@@ -100,6 +109,12 @@ pub enum SeccompError {
         context: String,
         err: libseccomp::error::SeccompError,
     },
+    /// The kernel refused a compiled program.
+    #[error("installing the seccomp filter: {0}")]
+    Install(std::io::Error),
+    /// Writing a program out failed.
+    #[error("writing the seccomp BPF program: {0}")]
+    Export(std::io::Error),
     /// Talking to the seccomp agent at `listenerPath` failed.
     #[error("seccomp agent at {}: {err}", path.display())]
     Listener { path: PathBuf, err: std::io::Error },
@@ -510,17 +525,29 @@ pub fn validate(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
 // ---------------------------------------------------------------------------
 // Compilation and loading
 
-/// A compiled seccomp filter, ready to [`load`](Filter::load).
+/// A compiled seccomp filter, ready to [`load`](Filter::load): a libseccomp
+/// filter context ([`compile`]), or a BPF [`Program`] compiled earlier.
 pub struct Filter {
-    ctx: ScmpFilterContext,
-    notify: bool,
+    kind: FilterKind,
+}
+
+enum FilterKind {
+    Libseccomp {
+        ctx: ScmpFilterContext,
+        notify: bool,
+    },
+    Program(Program),
 }
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter")
-            .field("notify", &self.notify)
-            .finish_non_exhaustive()
+        match &self.kind {
+            FilterKind::Libseccomp { notify, .. } => f
+                .debug_struct("Filter")
+                .field("notify", notify)
+                .finish_non_exhaustive(),
+            FilterKind::Program(p) => f.debug_tuple("Filter").field(p).finish(),
+        }
     }
 }
 
@@ -534,6 +561,9 @@ impl std::fmt::Debug for Filter {
 /// The filter does not set `no_new_privs` itself (the runtime does that
 /// when `process.noNewPrivileges` asks), so loading it needs either
 /// `no_new_privs` or `CAP_SYS_ADMIN`.
+///
+/// Programs it builds are cached ([`cache`]): when it would build a
+/// different program for the same configuration, change [`cache::FORMAT`].
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let default = default_action(seccomp)?;
     if seccomp.listener_metadata().is_some() && seccomp.listener_path().is_none() {
@@ -636,14 +666,32 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, SeccompError> {
             })?;
         }
     }
-    Ok(Filter { ctx, notify })
+    Ok(Filter {
+        kind: FilterKind::Libseccomp { ctx, notify },
+    })
 }
 
 impl Filter {
     /// Whether the filter uses `SCMP_ACT_NOTIFY` (so [`load`](Self::load)
     /// returns a listener fd).
     pub fn uses_notify(&self) -> bool {
-        self.notify
+        match &self.kind {
+            FilterKind::Libseccomp { notify, .. } => *notify,
+            FilterKind::Program(_) => false,
+        }
+    }
+
+    /// Writes the filter's BPF program to `fd` as `struct sock_filter`s
+    /// (libseccomp's `seccomp_export_bpf`: the program its load installs).
+    pub fn export_bpf(&self, fd: impl AsFd) -> Result<(), SeccompError> {
+        match &self.kind {
+            FilterKind::Libseccomp { ctx, .. } => ctx
+                .export_bpf(fd)
+                .map_err(|e| SeccompError::lib("exporting the BPF program", e)),
+            FilterKind::Program(p) => {
+                crate::sys::write_all(fd.as_fd(), &p.to_bpf()).map_err(SeccompError::Export)
+            }
+        }
     }
 
     /// Installs the filter for the calling thread (for every thread with
@@ -654,14 +702,16 @@ impl Filter {
     /// [`send_notify_fd`]. Note that once loaded, the filter applies to the
     /// caller's own remaining syscalls too.
     pub fn load(self) -> Result<Option<OwnedFd>, SeccompError> {
-        self.ctx
-            .load()
+        let (ctx, notify) = match self.kind {
+            FilterKind::Libseccomp { ctx, notify } => (ctx, notify),
+            FilterKind::Program(p) => return p.load().map(|()| None),
+        };
+        ctx.load()
             .map_err(|e| SeccompError::lib("loading the filter into the kernel", e))?;
-        if !self.notify {
+        if !notify {
             return Ok(None);
         }
-        let raw = self
-            .ctx
+        let raw = ctx
             .get_notify_fd()
             .map_err(|e| SeccompError::lib("getting the notify fd", e))?;
         let fd = socket::dup_raw_fd(raw).map_err(|e| SeccompError::Unsupported {
@@ -673,6 +723,68 @@ impl Filter {
         // goes away when the container process execs. Resetting libseccomp's
         // state to close it would also lose its API level detection.
         Ok(Some(fd))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Preparing the filter before a fork
+
+/// The container's filter as the runtime hands it to a process it forks
+/// (the container's init, an exec'd process): made by [`prepare`] in the
+/// runtime, turned into a [`Filter`] in the process with
+/// [`filter`](Self::filter).
+#[derive(Debug)]
+pub enum Prepared<'a> {
+    /// Compile with libseccomp in the process: a filter with
+    /// `SCMP_ACT_NOTIFY` (loading it gives the listener fd), or when the
+    /// cache could not give a program.
+    Compile(&'a LinuxSeccomp),
+    /// A program compiled earlier, installed as is.
+    Program(Program),
+}
+
+impl Prepared<'_> {
+    /// The filter to load; compiles now for [`Prepared::Compile`].
+    pub fn filter(&self) -> Result<Filter, SeccompError> {
+        match self {
+            Prepared::Compile(seccomp) => compile(seccomp),
+            Prepared::Program(p) => Ok(Filter {
+                kind: FilterKind::Program(p.clone()),
+            }),
+        }
+    }
+}
+
+/// Whether any action of `seccomp` is `SCMP_ACT_NOTIFY`.
+fn names_notify(seccomp: &LinuxSeccomp) -> bool {
+    seccomp.default_action() == LinuxSeccompAction::ScmpActNotify
+        || seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// Prepares `seccomp` for a process the runtime is about to fork, using the
+/// program cache under `state_root` (the runtime's `--root`): the process
+/// then only installs a program instead of compiling the filter. Never
+/// fails: when the cache cannot help (a notify filter, an unusable cache
+/// directory, a config `compile` refuses), the process compiles the filter
+/// itself, exactly as without a cache, and reports any error.
+pub fn prepare<'a>(seccomp: &'a LinuxSeccomp, state_root: &Path) -> Prepared<'a> {
+    if names_notify(seccomp) {
+        return Prepared::Compile(seccomp);
+    }
+    let found = cache::ProgramCache::open(state_root).and_then(|c| c.program(seccomp));
+    match found {
+        Ok((program, origin)) => {
+            crate::debug!("seccomp: program {origin} ({} instructions)", program.len());
+            Prepared::Program(program)
+        }
+        Err(e) => {
+            crate::debug!("seccomp cache: {e}; the process compiles its filter");
+            Prepared::Compile(seccomp)
+        }
     }
 }
 

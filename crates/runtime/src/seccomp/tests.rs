@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
@@ -16,7 +17,9 @@ use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSyscall};
 use serde_json::json;
 
+use super::cache::{Origin, ProgramCache, CACHE_DIR, MAX_ENTRIES};
 use super::docker::{from_docker_profile_on_kernel, EMBEDDED_DOCKER_DEFAULT};
+use super::program::kernel_flags;
 use super::syscall_names::SYSCALL_NAMES;
 use super::*;
 
@@ -46,7 +49,7 @@ fn allows(p: &LinuxSeccomp, name: &str) -> bool {
 /// Size of the filter's BPF program in bytes.
 fn bpf_len(f: &Filter) -> u64 {
     let file = tempfile::tempfile().unwrap();
-    f.ctx.export_bpf(&file).unwrap();
+    f.export_bpf(&file).unwrap();
     file.metadata().unwrap().len()
 }
 
@@ -791,6 +794,238 @@ fn seccomp_embedded_default_profile_compiles() {
 }
 
 // ---------------------------------------------------------------------------
+// BPF programs and the program cache
+
+/// libseccomp's own export of the compiled filter.
+fn exported_bpf(p: &LinuxSeccomp) -> Vec<u8> {
+    let mut file = tempfile::tempfile().unwrap();
+    compile(p).unwrap().export_bpf(&file).unwrap();
+    std::io::Seek::rewind(&mut file).unwrap();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+fn errno38_profile() -> LinuxSeccomp {
+    oci(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                  "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+    }))
+}
+
+fn cache_files(state_root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(state_root.join(CACHE_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn seccomp_program_rejects_bytes_the_kernel_would_refuse() {
+    let bpf = exported_bpf(&docker_default_profile());
+    let p = Program::from_bpf(&bpf, 0).unwrap();
+    assert_eq!(p.len() * 8, bpf.len());
+    assert_eq!(p.to_bpf(), bpf, "reading and writing keep the bytes");
+
+    for (bytes, err) in [
+        (vec![], InvalidProgram::Empty),
+        (
+            bpf[..3].to_vec(),
+            InvalidProgram::PartialInstruction { len: 3 },
+        ),
+        (
+            bpf[..bpf.len() - 1].to_vec(),
+            InvalidProgram::PartialInstruction { len: bpf.len() - 1 },
+        ),
+        (vec![0; 64], InvalidProgram::NoFinalReturn),
+        // The first instruction alone: it loads the architecture.
+        (bpf[..8].to_vec(), InvalidProgram::NoFinalReturn),
+        (vec![0; 4097 * 8], InvalidProgram::TooLong { count: 4097 }),
+    ] {
+        assert_eq!(Program::from_bpf(&bytes, 0).unwrap_err(), err);
+    }
+    assert_eq!(
+        InvalidProgram::PartialInstruction { len: 3 }.to_string(),
+        "3 bytes is not a whole number of BPF instructions (8 bytes each)"
+    );
+}
+
+#[test]
+fn seccomp_program_flags_are_the_kernel_flags_libseccomp_uses() {
+    assert_eq!(kernel_flags(&errno38_profile()), 1 | 2 | 4);
+    assert_eq!(
+        kernel_flags(&oci(json!({"defaultAction": "SCMP_ACT_ALLOW"}))),
+        0
+    );
+    // Only meaningful (and only accepted) with a listener.
+    assert_eq!(
+        kernel_flags(&oci(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_LOG"]
+        }))),
+        2
+    );
+}
+
+#[test]
+fn seccomp_cache_key_depends_on_the_whole_config() {
+    let a = cache::key(&errno38_profile()).unwrap();
+    assert_eq!(a.len(), 64);
+    assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(a, cache::key(&errno38_profile()).unwrap(), "stable");
+    let mut v = serde_json::to_value(errno38_profile()).unwrap();
+    v["syscalls"][0]["errnoRet"] = json!(39);
+    assert_ne!(a, cache::key(&oci(v.clone())).unwrap(), "errno");
+    v["syscalls"][0]["errnoRet"] = json!(38);
+    v["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+    assert_ne!(a, cache::key(&oci(v)).unwrap(), "flags");
+}
+
+#[test]
+fn seccomp_cache_compiles_once_then_reads_libseccomps_program() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = ProgramCache::open(root.path()).unwrap();
+    let profile = docker_default_profile();
+
+    let (first, origin) = cache.program(&profile).unwrap();
+    assert_eq!(origin, Origin::Compiled);
+    let (second, origin) = cache.program(&profile).unwrap();
+    assert_eq!(origin, Origin::Cache);
+
+    let bpf = exported_bpf(&profile);
+    assert_eq!(first.to_bpf(), bpf);
+    assert_eq!(second.to_bpf(), bpf);
+    let path = cache.path(&cache::key(&profile).unwrap());
+    assert_eq!(
+        cache_files(root.path()),
+        std::slice::from_ref(&path),
+        "no temporary left"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bpf);
+    let dir_meta = std::fs::metadata(root.path().join(CACHE_DIR)).unwrap();
+    assert_eq!(dir_meta.permissions().mode() & 0o777, 0o700);
+
+    // Another profile is another file, with its flags.
+    let (p, origin) = cache.program(&errno38_profile()).unwrap();
+    assert_eq!(origin, Origin::Compiled);
+    assert_eq!(p.flags(), 1 | 2 | 4);
+    assert_eq!(cache_files(root.path()).len(), 2);
+}
+
+#[test]
+fn seccomp_cache_replaces_a_corrupt_file() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = ProgramCache::open(root.path()).unwrap();
+    let profile = errno38_profile();
+    let path = cache.path(&cache::key(&profile).unwrap());
+    let good = exported_bpf(&profile);
+
+    for bad in [&b"abc"[..], &[0u8; 64][..], &[][..]] {
+        std::fs::write(&path, bad).unwrap();
+        let (p, origin) = cache.program(&profile).unwrap();
+        assert_eq!(origin, Origin::Compiled, "{bad:?}");
+        assert_eq!(p.to_bpf(), good);
+        assert_eq!(std::fs::read(&path).unwrap(), good, "rewritten");
+    }
+
+    // A symlink is not followed but replaced.
+    let elsewhere = root.path().join("elsewhere.bpf");
+    std::fs::write(&elsewhere, &good).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    let (_, origin) = cache.program(&profile).unwrap();
+    assert_eq!(origin, Origin::Compiled);
+    assert!(!std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A file others may write is not trusted either.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (_, origin) = cache.program(&profile).unwrap();
+    assert_eq!(origin, Origin::Compiled);
+    let (_, origin) = cache.program(&profile).unwrap();
+    assert_eq!(origin, Origin::Cache);
+}
+
+#[test]
+fn seccomp_cache_refuses_a_directory_others_may_write() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(CACHE_DIR);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = ProgramCache::open(root.path()).unwrap_err();
+    assert!(matches!(err, cache::CacheError::Untrusted { .. }), "{err}");
+    assert!(err.to_string().contains("lets others write it"), "{err}");
+    // prepare then leaves the compilation to the process.
+    let profile = errno38_profile();
+    assert!(matches!(
+        prepare(&profile, root.path()),
+        Prepared::Compile(_)
+    ));
+
+    std::fs::remove_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(root.path(), &dir).unwrap();
+    let err = ProgramCache::open(root.path()).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn seccomp_prepare_leaves_notify_and_invalid_filters_to_the_process() {
+    let root = tempfile::tempdir().unwrap();
+    let notify = oci(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/unused",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+    }));
+    assert!(matches!(
+        prepare(&notify, root.path()),
+        Prepared::Compile(_)
+    ));
+    let invalid = oci(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["nosuchcall"], "action": "SCMP_ACT_ERRNO"}]
+    }));
+    let prepared = prepare(&invalid, root.path());
+    assert!(matches!(prepared, Prepared::Compile(_)));
+    // The process reports the same error compile always did.
+    assert!(matches!(
+        prepared.filter().unwrap_err(),
+        SeccompError::UnknownSyscall { .. }
+    ));
+    assert!(
+        cache_files(root.path()).is_empty(),
+        "nothing stored for either"
+    );
+
+    let profile = errno38_profile();
+    let Prepared::Program(p) = prepare(&profile, root.path()) else {
+        panic!("a program expected");
+    };
+    assert_eq!(p.to_bpf(), exported_bpf(&profile));
+}
+
+#[test]
+fn seccomp_cache_stays_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = ProgramCache::open(root.path()).unwrap();
+    for errno in 1..=MAX_ENTRIES as u32 + 1 {
+        let p = oci(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno}]
+        }));
+        cache.program(&p).unwrap();
+        assert!(cache_files(root.path()).len() <= MAX_ENTRIES);
+    }
+    let left = cache_files(root.path()).len();
+    assert!((MAX_ENTRIES / 2..MAX_ENTRIES).contains(&left), "{left}");
+}
+
+// ---------------------------------------------------------------------------
 // Seccomp agent
 
 #[test]
@@ -896,12 +1131,44 @@ fn child_entry() {
     std::process::exit(code);
 }
 
+/// Scenarios whose name starts with this install their filters as the
+/// runtime does with a program cache: compiled and stored, read back from
+/// the cache, installed from those bytes (not by libseccomp).
+const VIA_CACHE: &str = "cached:";
+
+static LOAD_VIA_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn load(v: serde_json::Value) -> Result<Option<std::os::fd::OwnedFd>, String> {
-    let p = oci(v);
-    compile(&p)
-        .map_err(|e| e.to_string())?
-        .load()
-        .map_err(|e| e.to_string())
+    load_profile(&oci(v))
+}
+
+/// Loads `p` with libseccomp, or from the program cache in a
+/// [`VIA_CACHE`] scenario.
+fn load_profile(p: &LinuxSeccomp) -> Result<Option<std::os::fd::OwnedFd>, String> {
+    if !LOAD_VIA_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        return compile(p)
+            .map_err(|e| e.to_string())?
+            .load()
+            .map_err(|e| e.to_string());
+    }
+    let program = {
+        let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let cache = ProgramCache::open(root.path()).map_err(|e| e.to_string())?;
+        let (_, first) = cache.program(p).map_err(|e| e.to_string())?;
+        let (program, second) = cache.program(p).map_err(|e| e.to_string())?;
+        if (first, second) != (Origin::Compiled, Origin::Cache) {
+            return Err(format!("cache lookups gave {first:?}, {second:?}"));
+        }
+        if program.flags() != kernel_flags(p) {
+            return Err(format!("flags {:#x}", program.flags()));
+        }
+        program
+        // The directory goes before the filter could forbid removing it.
+    };
+    let filter = Prepared::Program(program)
+        .filter()
+        .map_err(|e| e.to_string())?;
+    filter.load().map_err(|e| e.to_string())
 }
 
 fn expect_errno(what: &str, r: std::io::Result<()>, errno: i32) -> Result<(), String> {
@@ -916,6 +1183,13 @@ fn expect_ok(what: &str, r: std::io::Result<()>) -> Result<(), String> {
 }
 
 fn run_scenario(name: &str) -> Result<(), String> {
+    let name = match name.strip_prefix(VIA_CACHE) {
+        Some(rest) => {
+            LOAD_VIA_CACHE.store(true, std::sync::atomic::Ordering::Relaxed);
+            rest
+        }
+        None => name,
+    };
     // Only the Docker scenario lets mkdir through (and removes the dir).
     let new_dir = std::env::temp_dir().join(format!("barge-seccomp-test-{}", std::process::id()));
     match name {
@@ -933,7 +1207,15 @@ fn run_scenario(name: &str) -> Result<(), String> {
                 return Err("no notify fd expected".into());
             }
             expect_errno("mkdir", std::fs::create_dir(&new_dir), libc::ENOSYS)?;
-            expect_ok("stat", std::fs::metadata("/").map(drop))
+            expect_ok("stat", std::fs::metadata("/").map(drop))?;
+            // One filter, in filter mode.
+            let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+            for want in ["Seccomp:\t2", "Seccomp_filters:\t1"] {
+                if !status.lines().any(|l| l == want) {
+                    return Err(format!("{want:?} not in /proc/self/status"));
+                }
+            }
+            Ok(())
         }
         "allowlist" => {
             let pid = std::process::id();
@@ -1064,10 +1346,7 @@ fn run_scenario(name: &str) -> Result<(), String> {
             let before = Command::new("unshare").args(["--user", "true"]).output();
             let userns_works = matches!(&before, Ok(o) if o.status.success());
             let pid = std::process::id();
-            let fd = compile(&docker_default_profile())
-                .map_err(|e| e.to_string())?
-                .load()
-                .map_err(|e| e.to_string())?;
+            let fd = load_profile(&docker_default_profile())?;
             if fd.is_some() {
                 return Err("no notify fd expected".into());
             }
@@ -1120,10 +1399,7 @@ fn run_scenario(name: &str) -> Result<(), String> {
             expect_ok("chroot before", std::os::unix::fs::chroot("/"))?;
             let p = from_docker_profile(EMBEDDED_DOCKER_DEFAULT, &caps, host_arch())
                 .map_err(|e| e.to_string())?;
-            compile(&p)
-                .map_err(|e| e.to_string())?
-                .load()
-                .map_err(|e| e.to_string())?;
+            load_profile(&p)?;
             expect_errno("chroot", std::os::unix::fs::chroot("/"), libc::EPERM)?;
             expect_ok("mkdir", std::fs::create_dir(&new_dir))?;
             expect_ok("rmdir", std::fs::remove_dir(&new_dir))
@@ -1173,4 +1449,41 @@ fn seccomp_child_docker_default_profile() {
 #[test]
 fn seccomp_child_docker_profile_without_chroot_cap() {
     assert_child_ok("docker_no_chroot_cap");
+}
+
+// The same scenarios with the filter installed from the program cache's
+// bytes: it must behave exactly as libseccomp's own load.
+
+#[test]
+fn seccomp_child_cached_program_errno_ret_38_with_flags() {
+    assert_child_ok("cached:errno38");
+}
+
+#[test]
+fn seccomp_child_cached_program_default_errno_with_allow_list() {
+    assert_child_ok("cached:allowlist");
+    assert_child_ok("cached:default_errno_ret");
+}
+
+#[test]
+fn seccomp_child_cached_program_argument_conditions() {
+    assert_child_ok("cached:args");
+}
+
+#[test]
+fn seccomp_child_cached_program_kill_process_is_sigsys() {
+    let out = run_child("cached:kill_process");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSYS),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn seccomp_child_cached_program_docker_default_profile() {
+    assert_child_ok("cached:docker_default");
+    assert_child_ok("cached:docker_no_chroot_cap");
 }

@@ -5,6 +5,7 @@
 //! never touch raw pointers.
 
 pub mod bpf;
+pub mod seccomp;
 pub mod socket;
 
 use std::ffi::{CStr, CString, OsStr};
@@ -674,6 +675,33 @@ pub fn exit_now(code: i32) -> ! {
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// What `uname(2)` says about the running kernel and machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uname {
+    /// The kernel release (`6.1.0-18-amd64`).
+    pub release: String,
+    /// The kernel build (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 ...`).
+    pub version: String,
+    /// The hardware (`x86_64`).
+    pub machine: String,
+}
+
+pub fn uname() -> io::Result<Uname> {
+    // SAFETY: utsname is arrays of c_char, for which all-zero bytes are valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname for the duration of the call.
+    check(unsafe { libc::uname(&mut u) })?;
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Uname {
+        release: field(&u.release),
+        version: field(&u.version),
+        machine: field(&u.machine),
+    })
 }
 
 /// Number of clock ticks per second (for /proc/<pid>/stat times).

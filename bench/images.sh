@@ -150,8 +150,17 @@ mkdir -p "$BR" "$PD"
 # podman, private: own containers.conf (cgroupfs, file events, tmp_dir and
 # network config under $PD) and storage.conf (own graphroot/runroot); nothing
 # under /var/lib/containers, /run/containers or /run/libpod is touched.
+# Root on these VMs lacks CAP_SYS_RESOURCE: podman's default ulimits would
+# make `podman run` fail ("setrlimit ... Operation not permitted"), so they
+# are capped at our hard limits, as bench/lifecycle.sh does.
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+pidmax=$(cat /proc/sys/kernel/pid_max)
+[ "$nofile" = unlimited ] && nofile=1048576
+{ [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pidmax" ]; } && nproc=$pidmax
 cat >"$PD/containers.conf" <<C
 [containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 netns = "none"
 log_driver = "k8s-file"
 [network]

@@ -879,9 +879,18 @@ pub fn wait(root: &Path, a: &WaitArgs) -> Result<i32> {
                     println!("{}", c.state.exit_code);
                     break;
                 }
-                // Removed meanwhile (--rm): Docker prints the exit code it saw.
+                // Removed meanwhile (--rm): the exit code its monitor
+                // recorded in its last `die` event.
                 Err(_) => {
-                    println!("0");
+                    let (events, _) = barge_engine::events::read_from(engine.root(), 0);
+                    let code = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.id == id && e.action == "die")
+                        .and_then(|e| e.actor.attributes.get("exitCode"))
+                        .cloned()
+                        .unwrap_or_else(|| "0".into());
+                    println!("{code}");
                     break;
                 }
             }

@@ -209,6 +209,19 @@ fn create_then_start_attached_and_wait() {
         "sleep 0.3; exit 7",
     ]);
     assert_eq!(e.ok(&["wait", "ww"]).trim(), "7");
+    // Also when --rm removes the container while we wait.
+    e.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "wr",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 9",
+    ]);
+    assert_eq!(e.ok(&["wait", "wr"]).trim(), "9");
 }
 
 #[test]
@@ -950,7 +963,9 @@ fn a_pin_left_by_a_killed_create_does_not_keep_the_image_forever() {
     let store = barge_image::store::Store::open(e.root()).unwrap();
     let img = store.resolve("busybox").unwrap();
     let ghost = format!("container-{}", "f".repeat(64));
-    store.pin(&ghost, std::slice::from_ref(&img.manifest_digest)).unwrap();
+    store
+        .pin(&ghost, std::slice::from_ref(&img.manifest_digest))
+        .unwrap();
     // A real container's pin stays.
     let id = e.ok(&["create", "busybox", "true"]).trim().to_string();
     e.ok(&["image", "prune", "-a", "-f"]);

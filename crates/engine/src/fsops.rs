@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
 
-pub use commit::{commit, CommitOptions};
+pub use commit::{commit, store_layer, CommitOptions, EMPTY_LAYER_DIFF_ID};
 pub use copy::{
     copy_from_container, copy_from_container_follow_link, copy_tar_to_container, copy_to_container,
     extract_to_host, stat_path,

@@ -29,7 +29,7 @@ use super::pipe::through_pipe;
 use crate::error::{EngineError, Result};
 
 /// The diff id of an empty layer (a tar of two zero blocks).
-const EMPTY_LAYER_DIFF_ID: &str =
+pub const EMPTY_LAYER_DIFF_ID: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -120,8 +120,10 @@ fn layer_err(upper: &Path, why: String) -> EngineError {
     }
 }
 
-/// Stream the upper dir's diff into the store as a blob.
-fn store_layer(store: &Store, upper: &Path) -> Result<(Digest, u64, String)> {
+/// Streams an overlay upper dir's diff into the store as a layer blob
+/// (a plain tar, its digest its diff id); returns (digest, size, diff id).
+/// The caller holds the store's shared lock until the blob is referenced.
+pub fn store_layer(store: &Store, upper: &Path) -> Result<(Digest, u64, String)> {
     let diff_id = std::sync::Mutex::new(None);
     let blob = through_pipe(
         |w: &mut File| {

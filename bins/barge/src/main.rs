@@ -9,6 +9,7 @@
 
 #![recursion_limit = "256"]
 
+mod build;
 mod containers;
 mod format;
 mod fscmds;
@@ -85,6 +86,13 @@ pub enum Command {
     Stats(monitoring::StatsArgs),
     /// Get real time events from the engine
     Events(monitoring::EventsArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        command: BuilderCommand,
+    },
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -146,6 +154,12 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(build::BuilderPruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
     Run(containers::RunArgs),
@@ -203,6 +217,8 @@ pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(images::ListArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Display detailed information on one or more images
     Inspect(images::InspectArgs),
     /// Remove unused images
@@ -253,6 +269,13 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     match &cli.command {
         Command::Run(a) => containers::run(root, a),
+        Command::Build(a)
+        | Command::Image {
+            command: ImageCommand::Build(a),
+        } => build::build(root, a),
+        Command::Builder {
+            command: BuilderCommand::Prune(a),
+        } => build::prune(root, a),
         Command::Create(a) => containers::create(root, a),
         Command::Start(a) => containers::start(root, a),
         Command::Stop(a) => containers::stop(root, a),

@@ -1,0 +1,2 @@
+FROM alpine
+SHELL ["c:\windows\system32\cmd.exe", "/S"]

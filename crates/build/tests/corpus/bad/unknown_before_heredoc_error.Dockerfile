@@ -1,0 +1,4 @@
+FROM alpine
+FOO bar
+RUN <<EOF
+never closed

@@ -1,0 +1,2 @@
+FROM alpine
+RUN --mnt=type=cache,target=/x true

@@ -1,0 +1,5 @@
+ARG ALPINE_VERSION=3.19
+ARG REGISTRY
+FROM ${REGISTRY:-docker.io}/library/alpine:${ALPINE_VERSION}
+ARG ALPINE_VERSION
+RUN echo "built on $ALPINE_VERSION" > /version

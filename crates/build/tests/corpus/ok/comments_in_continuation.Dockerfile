@@ -1,0 +1,7 @@
+FROM debian
+RUN apt-get update \
+# install the tools
+    && apt-get install -y \
+    # indented comment
+        make \
+        gcc

@@ -1,0 +1,3 @@
+
+# escape=`
+FROM alpine

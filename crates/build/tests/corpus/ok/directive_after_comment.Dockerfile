@@ -1,0 +1,5 @@
+# About my dockerfile
+# escape=`
+FROM alpine
+RUN echo a \
+ b

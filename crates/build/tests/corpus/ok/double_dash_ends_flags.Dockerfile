@@ -1,0 +1,3 @@
+FROM alpine
+RUN -- --version
+COPY --link -- --weird-name /dst

@@ -1,0 +1,8 @@
+FROM alpine
+RUN echo hello \
+
+    world
+
+RUN echo a \
+   	
+    b

@@ -1,0 +1,9 @@
+
+
+
+FROM alpine   
+
+
+RUN echo hi   
+
+   

@@ -1,0 +1,4 @@
+FROM alpine As Builder
+RUN touch /x
+FROM builder as final
+FROM scratch AS Release.Stage_1

@@ -1,0 +1,3 @@
+FROM nginx
+HEALTHCHECK NONE
+healthcheck none

@@ -1,0 +1,5 @@
+FROM alpine
+RUN <<EOF
+EOF
+COPY <<-END /empty
+	END

@@ -1,0 +1,3 @@
+FROM alpine
+RUN ["sh", "-c", "cat <<EOF"]
+COPY ["<<EOF", "/dst"]

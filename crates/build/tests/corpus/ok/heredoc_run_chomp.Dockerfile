@@ -1,0 +1,6 @@
+FROM alpine
+RUN <<-EOT
+	echo tab indented
+		echo two tabs
+	EOT
+RUN true

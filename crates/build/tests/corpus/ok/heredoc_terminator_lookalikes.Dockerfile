@@ -1,0 +1,8 @@
+FROM alpine
+RUN <<EOF
+ EOF
+EOF 
+	EOF
+EOFX
+EOF
+RUN echo x<<notheredoc

@@ -1,0 +1,7 @@
+FROM alpine
+ONBUILD RUN <<EOF
+echo triggered
+EOF
+ONBUILD COPY <<EOF /etc/motd
+welcome
+EOF

@@ -1,0 +1,3 @@
+# unknowndirective=value
+# syntax=value
+FROM alpine

@@ -1,0 +1,3 @@
+FROM alpine
+VOLUME ["/data", "/var/lib/app data"]
+VOLUME [ "/one" ]

@@ -346,3 +346,32 @@ fn context_from_a_tar_on_stdin_and_dockerfile_from_stdin() {
         "from tar"
     );
 }
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let e = Env::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nENV WHO=heredoc\n\
+         RUN <<EOF\necho first > /one\necho second >> /one\nEOF\n\
+         COPY <<EOT /etc/greeting\nhello $WHO\nEOT\n\
+         COPY <<\"EOT\" /etc/literal\nhello $WHO\nEOT\n\
+         RUN cat <<A > /two && cat <<B >> /two\nalpha\nA\nbeta\nB\n",
+    )]);
+    let o = build(&e, ctx.path(), &["-t", "hd"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        e.ok(&["run", "--rm", "hd", "cat", "/one"]),
+        "first\nsecond\n"
+    );
+    assert_eq!(
+        e.ok(&["run", "--rm", "hd", "cat", "/etc/greeting"]),
+        "hello heredoc\n"
+    );
+    assert_eq!(
+        e.ok(&["run", "--rm", "hd", "cat", "/etc/literal"]),
+        "hello $WHO\n"
+    );
+    assert_eq!(e.ok(&["run", "--rm", "hd", "cat", "/two"]), "alpha\nbeta\n");
+    assert_clean(&e);
+}

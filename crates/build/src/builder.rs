@@ -742,19 +742,7 @@ impl<'a> Builder<'a> {
         match c {
             CmdLine::Exec(v) => v.clone(),
             CmdLine::Shell(s) => {
-                let mut script = s.clone();
-                if let Some(h) = ins.heredocs.first() {
-                    // `RUN <<EOF` alone: the heredoc is the script.
-                    if s.trim() == format!("<<{}", h.name)
-                        || s.trim() == format!("<<-{}", h.name)
-                        || s.trim() == format!("<<\"{}\"", h.name)
-                        || s.trim() == format!("<<'{}'", h.name)
-                    {
-                        script = h.content.clone();
-                    } else {
-                        script = format!("{s}\n{}\n{}", h.content.trim_end_matches('\n'), h.name);
-                    }
-                }
+                let script = ins.heredoc_script().unwrap_or_else(|| s.clone());
                 let mut sh = st.image.get_list("Shell");
                 if sh.is_empty() {
                     sh = vec!["/bin/sh".into(), "-c".into()];
@@ -788,6 +776,20 @@ impl<'a> Builder<'a> {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone().unwrap_or_default())
         };
+        // `COPY <<EOF /file`: heredoc bodies become files of a scratch
+        // context.
+        let heredocs: Vec<&crate::parser::Heredoc> = sources
+            .iter()
+            .filter_map(|s| ins.heredoc_for_source(s))
+            .collect();
+        if !heredocs.is_empty() {
+            if heredocs.len() != sources.len() {
+                return Err(step_err(
+                    "a COPY/ADD takes either heredocs or files as its sources, not both".into(),
+                ));
+            }
+            return self.copy_heredocs(st, ins, &heredocs, dest, base_key);
+        }
         let mut srcs = Vec::new();
         for s in sources {
             let s = self.expand(ins, s, &lookup)?;
@@ -867,10 +869,7 @@ impl<'a> Builder<'a> {
         };
         let selected = src_ctx.select(&srcs).map_err(|e| step_err(e.to_string()))?;
         let content = src_ctx.hash(&selected)?;
-        let chown = match flag("chown") {
-            Some(c) => Some(c),
-            None => None,
-        };
+        let chown = flag("chown");
         let key = sha(&[base_key, &from_key, &content]);
         let shown = format!(
             "{} {} {}",
@@ -894,6 +893,77 @@ impl<'a> Builder<'a> {
             Ok(())
         })?;
         Ok(cached)
+    }
+
+    /// `COPY <<EOF /dest`: each heredoc is a file named after its
+    /// delimiter (expanded with the stage's ENV/ARG unless quoted).
+    fn copy_heredocs(
+        &mut self,
+        st: &mut StageState,
+        ins: &Instruction,
+        heredocs: &[&crate::parser::Heredoc],
+        dest: &str,
+        base_key: &str,
+    ) -> Result<bool> {
+        let env = self.lookup_env(st);
+        let lookup = |k: &str| env.get(k).cloned();
+        let mut files: Vec<(String, String)> = Vec::new();
+        for h in heredocs {
+            let body = if h.expand {
+                self.expand(ins, &h.body(), &lookup)?
+            } else {
+                h.body()
+            };
+            files.push((h.name.clone(), body));
+        }
+        let dest = self.expand(ins, dest, &lookup)?;
+        let workdir = st.image.get_str("WorkingDir");
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
+        let contents: Vec<String> = files.iter().map(|(n, b)| format!("{n}\n{b}")).collect();
+        let key = sha(&[base_key, "heredoc", &contents.join("\0")]);
+        let scratch = tempdir_in(&self.engine.root().join("build-tmp"))?;
+        for (name, body) in &files {
+            let p = scratch.path().join(name);
+            std::fs::write(&p, body).map_err(io("write", &p))?;
+            // BuildKit writes heredoc files 0644 (--chmod applies on copy).
+            let _ =
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        }
+        let ctx = Context::from_rootfs(scratch.path())?;
+        let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let selected = ctx.select(&names)?;
+        let chmod = match ins.flags.iter().rev().find(|(k, _)| k == "chmod") {
+            Some((_, Some(m))) => {
+                Some(u32::from_str_radix(m, 8).map_err(|_| BuildError::Step {
+                    line: ins.line,
+                    instruction: first_line(&ins.original),
+                    message: format!("invalid chmod parameter: {m}"),
+                })?)
+            }
+            _ => None,
+        };
+        let opts = CopyOptions {
+            chown: None,
+            chmod,
+            dest_is_dir_hint: dest.ends_with('/') || names.len() > 1,
+            extract_archives: false,
+        };
+        let shown = format!(
+            "COPY {} {dest}",
+            names
+                .iter()
+                .map(|n| format!("<<{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        self.fs_step(st, &key, &shown, &mut |_b, rootfs| {
+            crate::context::copy_into(&ctx, &selected, rootfs, &dest_abs, &opts)?;
+            Ok(())
+        })
     }
 
     /// A filesystem step: from the cache if `key` is there, else `f` on an
@@ -1382,6 +1452,28 @@ fn remove_created_mountpoints(upper: &Path, existed: &[bool]) {
             _ => {}
         }
     }
+}
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir_in(parent: &Path) -> Result<TempDir> {
+    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    let d = parent.join(format!("heredoc-{}", &barge_engine::ids::new_id()?[..16]));
+    std::fs::create_dir(&d).map_err(io("create", &d))?;
+    Ok(TempDir(d))
 }
 
 /// `--chown=user[:group]` resolved in the rootfs.

@@ -50,6 +50,9 @@ pub struct BuildArgs {
     /// OCI runtime for RUN steps
     #[arg(long)]
     pub runtime: Option<String>,
+    /// Secret to expose to RUN --mount=type=secret (id=ID,src=PATH or id=ID,env=VAR)
+    #[arg(long)]
+    pub secret: Vec<String>,
     /// The build context: a directory, or - for a tar on stdin
     pub context: String,
 }
@@ -129,6 +132,45 @@ pub fn build(root: &Path, a: &BuildArgs) -> Result<i32> {
         }
     }
     let labels = barge_engine::opts::parse_label(&a.label)?;
+    // Secrets: files given by path, or written from an environment variable
+    // into a private file removed after the build.
+    let mut secrets = BTreeMap::new();
+    let secret_dir = tempfile_dir(&root.join("build-context"))?;
+    for (i, spec) in a.secret.iter().enumerate() {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        for kv in spec.split(',') {
+            match kv.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => bail!("invalid secret {spec:?}: use id=ID,src=PATH or id=ID,env=VAR"),
+            }
+        }
+        let id = id
+            .or_else(|| env.clone())
+            .ok_or_else(|| anyhow!("invalid secret {spec:?}: no id"))?;
+        let path = match (src, env) {
+            (Some(p), _) => {
+                if !p.is_file() {
+                    bail!("secret {id}: {} is not a file", p.display());
+                }
+                std::fs::canonicalize(&p)?
+            }
+            (None, Some(var)) => {
+                let v = std::env::var(&var)
+                    .map_err(|_| anyhow!("secret {id}: environment variable {var} is not set"))?;
+                let p = secret_dir.0.join(format!("secret-{i}"));
+                std::fs::write(&p, v)?;
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
+                p
+            }
+            (None, None) => bail!("invalid secret {spec:?}: give src=PATH or env=VAR"),
+        };
+        secrets.insert(id, path);
+    }
     let opts = BuildOptions {
         tags: a.tags.clone(),
         build_args,
@@ -136,6 +178,7 @@ pub fn build(root: &Path, a: &BuildArgs) -> Result<i32> {
         target: a.target.clone(),
         no_cache: a.no_cache,
         runtime: a.runtime.clone(),
+        secrets,
     };
     let quiet = a.quiet || a.progress == "quiet";
     let progress = Progress::new(Box::new(std::io::stderr()), quiet);
@@ -202,4 +245,21 @@ pub fn prune(root: &Path, a: &BuilderPruneArgs) -> Result<i32> {
         crate::human::size(report.bytes_freed)
     );
     Ok(0)
+}
+
+/// A private temp dir (0700) removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir(parent: &Path) -> Result<TempDir> {
+    std::fs::create_dir_all(parent)?;
+    let d = parent.join(format!("secrets-{}", &barge_engine::ids::new_id()?[..16]));
+    std::fs::create_dir(&d)?;
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(TempDir(d))
 }

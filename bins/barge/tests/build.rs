@@ -375,3 +375,82 @@ fn heredocs_in_run_and_copy() {
     assert_eq!(e.ok(&["run", "--rm", "hd", "cat", "/two"]), "alpha\nbeta\n");
     assert_clean(&e);
 }
+
+#[test]
+fn run_mounts_secrets_and_caches_stay_out_of_the_image() {
+    let e = Env::new();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --mount=type=secret,id=token cat /run/secrets/token > /seen\n\
+             RUN --mount=type=cache,target=/var/cache/thing sh -c 'echo $(( $(cat /var/cache/thing/n 2>/dev/null || echo 0) + 1 )) > /var/cache/thing/n; cp /var/cache/thing/n /count'\n\
+             RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs-seen\n\
+             RUN --mount=type=bind,source=data,target=/mnt cat /mnt/file > /bound\n",
+        ),
+        ("data/file", "bound content"),
+    ]);
+    let secret = ctx.path().join("../barge-test-secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let spec = format!("id=token,src={}", secret.display());
+    let o = build(&e, ctx.path(), &["-t", "mnt", "--secret", &spec]);
+    std::fs::remove_file(&secret).unwrap();
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(e.ok(&["run", "--rm", "mnt", "cat", "/seen"]), "s3cret");
+    assert_eq!(e.ok(&["run", "--rm", "mnt", "cat", "/count"]), "1\n");
+    assert_eq!(e.ok(&["run", "--rm", "mnt", "cat", "/tmpfs-seen"]), "x\n");
+    assert_eq!(
+        e.ok(&["run", "--rm", "mnt", "cat", "/bound"]),
+        "bound content"
+    );
+    // The mount points and the secret are not in the image.
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "mnt",
+        "ls",
+        "/run/secrets",
+        "/scratch",
+        "/var/cache/thing",
+        "/mnt",
+    ]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(!o.stdout.contains("token"), "{o}");
+    // The cache mount persists across builds (the step reruns with --no-cache).
+    let o = build(
+        &e,
+        ctx.path(),
+        &[
+            "-t",
+            "mnt2",
+            "--no-cache",
+            "--secret",
+            &format!("id=token,env=BARGE_TEST_TOKEN"),
+        ],
+    );
+    assert_ne!(o.code, 0, "no such variable: {o}");
+    std::env::set_var("BARGE_TEST_TOKEN", "from-env");
+    let o = build(
+        &e,
+        ctx.path(),
+        &[
+            "-t",
+            "mnt2",
+            "--no-cache",
+            "--secret",
+            "id=token,env=BARGE_TEST_TOKEN",
+        ],
+    );
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(e.ok(&["run", "--rm", "mnt2", "cat", "/count"]), "2\n");
+    assert_eq!(e.ok(&["run", "--rm", "mnt2", "cat", "/seen"]), "from-env");
+    // A required secret that was not given fails the step.
+    let ctx2 = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=nope,required cat /run/secrets/nope\n",
+    )]);
+    let o = build(&e, ctx2.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("secret nope not found"), "{o}");
+    assert_clean(&e);
+}

@@ -54,6 +54,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--runtime` for RUN steps (default barge-runc).
     pub runtime: Option<String>,
+    /// `--secret id=ID,src=PATH`: files `RUN --mount=type=secret` can read
+    /// (never stored in a layer or the cache key).
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// Where progress goes: BuildKit's plain format, `#N ...` lines.
@@ -1093,9 +1096,14 @@ impl<'a> Builder<'a> {
         for (k, v) in &ins.flags {
             if k == "mount" {
                 let v = v.clone().unwrap_or_default();
-                mounts.push(self.run_mount(ins, &v)?);
+                if let Some(m) = self.run_mount(ins, &v)? {
+                    mounts.push(m);
+                }
             }
         }
+        // Mount points the runtime creates for these mounts are not part
+        // of the layer: note which are missing now, remove them after.
+        let created = missing_paths(rootfs, mounts.iter().map(|m| m.target.as_str()));
         let record = ContainerRecord {
             id: id.clone(),
             name: format!("build-{hostname}"),
@@ -1194,6 +1202,7 @@ impl<'a> Builder<'a> {
             .wait()
             .map_err(|e| step_err(format!("wait for the OCI runtime: {e}")))?;
         let _ = rt.delete(&id);
+        remove_if_empty(rootfs, &created);
         if !status.success() {
             let code = status.code().unwrap_or(-1);
             if let Some(msg) = barge_engine::runtime::last_log_error(&log) {
@@ -1214,7 +1223,11 @@ impl<'a> Builder<'a> {
     }
 
     /// `RUN --mount=type=cache|bind|tmpfs,...` as a container mount.
-    fn run_mount(&self, ins: &Instruction, spec: &str) -> Result<barge_engine::record::MountSpec> {
+    fn run_mount(
+        &self,
+        ins: &Instruction,
+        spec: &str,
+    ) -> Result<Option<barge_engine::record::MountSpec>> {
         let step_err = |message: String| BuildError::Step {
             line: ins.line,
             instruction: first_line(&ins.original),
@@ -1226,6 +1239,35 @@ impl<'a> Builder<'a> {
             kv.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
         let kind = kv.get("type").cloned().unwrap_or_else(|| "bind".into());
+        if kind == "secret" {
+            let id = kv
+                .get("id")
+                .cloned()
+                .or_else(|| {
+                    kv.get("target")
+                        .or(kv.get("dst"))
+                        .and_then(|t| t.rsplit('/').next().map(String::from))
+                })
+                .ok_or_else(|| step_err(format!("--mount={spec}: a secret needs an id")))?;
+            let target = kv
+                .get("target")
+                .or(kv.get("dst"))
+                .cloned()
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            return match self.opts.secrets.get(&id) {
+                Some(src) => Ok(Some(barge_engine::record::MountSpec {
+                    kind: "bind".into(),
+                    source: src.to_string_lossy().into_owned(),
+                    target,
+                    read_only: true,
+                    options: vec!["no-create".into()],
+                })),
+                None if kv.get("required").is_some_and(|v| v != "false") => Err(step_err(format!(
+                    "secret {id} not found: pass it with --secret id={id},src=PATH"
+                ))),
+                None => Ok(None),
+            };
+        }
         let target = kv
             .get("target")
             .or_else(|| kv.get("dst"))
@@ -1246,15 +1288,15 @@ impl<'a> Builder<'a> {
                     .join("mounts")
                     .join(sha(&["cache-mount", &id]));
                 std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-                Ok(barge_engine::record::MountSpec {
+                Ok(Some(barge_engine::record::MountSpec {
                     kind: "bind".into(),
                     source: dir.to_string_lossy().into_owned(),
                     target,
                     read_only: ro(false),
                     options: Vec::new(),
-                })
+                }))
             }
-            "tmpfs" => Ok(barge_engine::record::MountSpec {
+            "tmpfs" => Ok(Some(barge_engine::record::MountSpec {
                 kind: "tmpfs".into(),
                 source: String::new(),
                 target,
@@ -1263,7 +1305,7 @@ impl<'a> Builder<'a> {
                     .get("size")
                     .map(|s| vec![format!("size={s}")])
                     .unwrap_or_default(),
-            }),
+            })),
             "bind" => {
                 if kv.contains_key("from") {
                     return Err(step_err(format!(
@@ -1287,16 +1329,16 @@ impl<'a> Builder<'a> {
                     .first()
                     .map(|s| s.path.clone())
                     .ok_or_else(|| step_err(format!("--mount={spec}: {source} not found")))?;
-                Ok(barge_engine::record::MountSpec {
+                Ok(Some(barge_engine::record::MountSpec {
                     kind: "bind".into(),
                     source: path.to_string_lossy().into_owned(),
                     target,
                     read_only: ro(true),
                     options: vec!["no-create".into()],
-                })
+                }))
             }
             other => Err(step_err(format!(
-                "--mount={spec}: mount type {other:?} is not supported (cache, bind, tmpfs)"
+                "--mount={spec}: unknown mount type {other:?} (cache, bind, tmpfs, secret)"
             ))),
         }
     }
@@ -1474,6 +1516,49 @@ fn tempdir_in(parent: &Path) -> Result<TempDir> {
     let d = parent.join(format!("heredoc-{}", &barge_engine::ids::new_id()?[..16]));
     std::fs::create_dir(&d).map_err(io("create", &d))?;
     Ok(TempDir(d))
+}
+
+/// The paths (each target and its missing parents) that do not exist in
+/// `rootfs` yet, deepest first; none through a symlink.
+fn missing_paths<'t>(rootfs: &Path, targets: impl Iterator<Item = &'t str>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for t in targets {
+        let mut cur = PathBuf::new();
+        let mut missing = Vec::new();
+        for comp in t.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            if comp == ".." {
+                missing.clear();
+                break;
+            }
+            cur.push(comp);
+            match std::fs::symlink_metadata(rootfs.join(&cur)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    missing.clear();
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => missing.push(cur.clone()),
+            }
+        }
+        out.extend(missing.into_iter().rev());
+    }
+    out
+}
+
+/// Removes the empty files and dirs among `paths` (made as mount points).
+fn remove_if_empty(rootfs: &Path, paths: &[PathBuf]) {
+    for p in paths {
+        let full = rootfs.join(p);
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&full);
+            }
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(&full);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// `--chown=user[:group]` resolved in the rootfs.

@@ -425,7 +425,7 @@ fn run_mounts_secrets_and_caches_stay_out_of_the_image() {
             "mnt2",
             "--no-cache",
             "--secret",
-            &format!("id=token,env=BARGE_TEST_TOKEN"),
+            "id=token,env=BARGE_TEST_TOKEN",
         ],
     );
     assert_ne!(o.code, 0, "no such variable: {o}");

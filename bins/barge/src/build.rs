@@ -179,6 +179,7 @@ pub fn build(root: &Path, a: &BuildArgs) -> Result<i32> {
         no_cache: a.no_cache,
         runtime: a.runtime.clone(),
         secrets,
+        cache_from: a.cache_from.clone(),
     };
     let quiet = a.quiet || a.progress == "quiet";
     let progress = Progress::new(Box::new(std::io::stderr()), quiet);

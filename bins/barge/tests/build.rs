@@ -454,3 +454,32 @@ fn run_mounts_secrets_and_caches_stay_out_of_the_image() {
     assert!(o.stderr.contains("secret nope not found"), "{o}");
     assert_clean(&e);
 }
+
+#[test]
+fn cache_from_a_local_image_after_the_cache_is_gone() {
+    let e = Env::new();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY a /a\nRUN echo ran > /ran\nCOPY b /b\n",
+        ),
+        ("a", "a"),
+        ("b", "b"),
+    ]);
+    assert_eq!(build(&e, ctx.path(), &["-t", "cf:1"]).code, 0);
+    let id1 = e.ok(&["images", "-q", "cf:1"]);
+    e.ok(&["builder", "prune", "-f"]);
+    let o = build(&e, ctx.path(), &["-t", "cf:2", "--cache-from", "cf:1"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(o.stderr.matches("CACHED").count(), 3, "{o}");
+    assert!(!o.stderr.contains("#4 0."), "no RUN output: {o}");
+    let layers = |t: &str| e.inspect(t, "{{json .RootFS.Layers}}");
+    assert_eq!(layers("cf:1"), layers("cf:2"));
+    let _ = id1;
+    // A changed file stops the reuse from that step on.
+    std::fs::write(ctx.path().join("b"), "b2").unwrap();
+    e.ok(&["builder", "prune", "-f"]);
+    let o = build(&e, ctx.path(), &["-t", "cf:3", "--cache-from", "cf:1"]);
+    assert_eq!(o.stderr.matches("CACHED").count(), 2, "{o}");
+    assert_eq!(e.ok(&["run", "--rm", "cf:3", "cat", "/b"]), "b2");
+}

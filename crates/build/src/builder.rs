@@ -54,6 +54,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--runtime` for RUN steps (default barge-runc).
     pub runtime: Option<String>,
+    /// `--cache-from`: local images whose layers may stand for steps
+    /// (matched by the cache key each layer's history entry records).
+    pub cache_from: Vec<String>,
     /// `--secret id=ID,src=PATH`: files `RUN --mount=type=secret` can read
     /// (never stored in a layer or the cache key).
     pub secrets: BTreeMap<String, PathBuf>,
@@ -162,6 +165,8 @@ pub struct Builder<'a> {
     cached: usize,
     runtime: PathBuf,
     progress: std::cell::RefCell<Progress>,
+    /// The `--cache-from` images.
+    cache_from: Vec<Image>,
 }
 
 /// The cache entries: `<root>/build-cache/<key>` holds a manifest digest,
@@ -186,8 +191,17 @@ impl<'a> Builder<'a> {
         ctx: &'a Context,
         df: &'a Dockerfile,
         opts: &'a BuildOptions,
-        progress: Progress,
+        mut progress: Progress,
     ) -> Result<Builder<'a>> {
+        let mut cache_from = Vec::new();
+        for name in &opts.cache_from {
+            match store.resolve(name) {
+                Ok(img) => cache_from.push(Image::load(store, &img)?),
+                Err(_) => progress.note(&format!(
+                    "[warning] --cache-from {name}: no such image here (ignored)"
+                )),
+            }
+        }
         let runtime =
             barge_engine::runtime::find_binary(opts.runtime.as_deref().unwrap_or("barge-runc"))?;
         Ok(Builder {
@@ -202,6 +216,7 @@ impl<'a> Builder<'a> {
             cached: 0,
             runtime,
             progress: std::cell::RefCell::new(progress),
+            cache_from,
         })
     }
 
@@ -986,6 +1001,16 @@ impl<'a> Builder<'a> {
                 self.cached += 1;
                 return Ok(true);
             }
+            if let Some((layer, diff_id, by)) = self.from_cache_images(st, key) {
+                let _lock = self.store.lock_shared()?;
+                st.image.add_layer(&layer.0, layer.1, &diff_id);
+                st.image
+                    .add_history_with(&by, false, Some(&format!("barge-cache:{key}")));
+                st.key = key.to_string();
+                self.cached += 1;
+                self.cache_store(&entry, key, &mut st.image)?;
+                return Ok(true);
+            }
         }
         // Blobs written here stay unreferenced until pinned.
         let _lock = self.store.lock_shared()?;
@@ -1002,11 +1027,72 @@ impl<'a> Builder<'a> {
         if !empty {
             st.image.add_layer(&digest, size, &diff_id);
         }
-        st.image.add_history(created_by, empty);
+        st.image
+            .add_history_with(created_by, empty, Some(&format!("barge-cache:{key}")));
         st.key = key.to_string();
         self.ran += 1;
         self.cache_store(&entry, key, &mut st.image)?;
         Ok(false)
+    }
+
+    /// A `--cache-from` image whose layers start with this stage's and
+    /// whose next layer was made by the step with this cache key.
+    fn from_cache_images(
+        &self,
+        st: &StageState,
+        key: &str,
+    ) -> Option<((Digest, u64), String, String)> {
+        let ours = st.image.diff_ids();
+        let want = format!("barge-cache:{key}");
+        for cf in &self.cache_from {
+            let theirs = cf.diff_ids();
+            if theirs.len() <= ours.len() || theirs[..ours.len()] != ours[..] {
+                continue;
+            }
+            // The history entry of layer number ours.len().
+            let Some(entry) = cf
+                .history()
+                .into_iter()
+                .filter(|h| {
+                    !h.get("empty_layer")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                })
+                .nth(ours.len())
+            else {
+                continue;
+            };
+            if entry.get("comment").and_then(Value::as_str) != Some(want.as_str()) {
+                continue;
+            }
+            let Some(layer) = cf
+                .manifest
+                .get("layers")
+                .and_then(Value::as_array)
+                .and_then(|l| l.get(ours.len()))
+            else {
+                continue;
+            };
+            let (Some(d), Some(size)) = (
+                layer.get("digest").and_then(Value::as_str),
+                layer.get("size").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let Ok(digest) = Digest::parse(d) else {
+                continue;
+            };
+            if !self.store.has_blob(&digest) {
+                continue;
+            }
+            let by = entry
+                .get("created_by")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return Some(((digest, size), theirs[ours.len()].clone(), by));
+        }
+        None
     }
 
     fn cache_lookup(&self, entry: &Path) -> Option<Image> {

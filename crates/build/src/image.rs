@@ -144,12 +144,21 @@ impl Image {
 
     /// Appends a history entry.
     pub fn add_history(&mut self, created_by: &str, empty_layer: bool) {
+        self.add_history_with(created_by, empty_layer, None);
+    }
+
+    /// [`add_history`](Self::add_history) with a `comment` (the builder
+    /// records a layer's cache key there, for `--cache-from`).
+    pub fn add_history_with(&mut self, created_by: &str, empty_layer: bool, comment: Option<&str>) {
         let now = barge_engine::time::now_rfc3339();
         // The image is as old as its newest step.
         self.config.insert("created".into(), json!(now));
         let mut entry = Map::new();
         entry.insert("created".into(), json!(now));
         entry.insert("created_by".into(), json!(created_by));
+        if let Some(c) = comment {
+            entry.insert("comment".into(), json!(c));
+        }
         if empty_layer {
             entry.insert("empty_layer".into(), json!(true));
         }
@@ -193,6 +202,29 @@ impl Image {
     fn is_docker(&self) -> bool {
         self.manifest.get("mediaType").and_then(Value::as_str)
             == Some(barge_image::store::DOCKER_MANIFEST_V2)
+    }
+
+    /// `rootfs.diff_ids`.
+    pub fn diff_ids(&self) -> Vec<String> {
+        self.config
+            .get("rootfs")
+            .and_then(|r| r.get("diff_ids"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `history` entries.
+    pub fn history(&self) -> Vec<Value> {
+        self.config
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Number of layers.

@@ -1001,7 +1001,7 @@ impl<'a> Builder<'a> {
                 self.cached += 1;
                 return Ok(true);
             }
-            if let Some((layer, diff_id, by)) = self.from_cache_images(st, key) {
+            if let Some((layer, diff_id, by)) = self.layer_from_cache_images(st, key) {
                 let _lock = self.store.lock_shared()?;
                 st.image.add_layer(&layer.0, layer.1, &diff_id);
                 st.image
@@ -1037,7 +1037,7 @@ impl<'a> Builder<'a> {
 
     /// A `--cache-from` image whose layers start with this stage's and
     /// whose next layer was made by the step with this cache key.
-    fn from_cache_images(
+    fn layer_from_cache_images(
         &self,
         st: &StageState,
         key: &str,

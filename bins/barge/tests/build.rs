@@ -483,3 +483,38 @@ fn cache_from_a_local_image_after_the_cache_is_gone() {
     assert_eq!(o.stderr.matches("CACHED").count(), 2, "{o}");
     assert_eq!(e.ok(&["run", "--rm", "cf:3", "cat", "/b"]), "b2");
 }
+
+#[test]
+fn independent_stages_build_together_and_feed_the_last() {
+    let e = Env::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS left\nRUN sleep 0.5; echo L > /l\n\
+         FROM busybox AS right\nRUN sleep 0.5; echo R > /r\n\
+         FROM busybox\nCOPY --from=left /l /l\nCOPY --from=right /r /r\nCMD [\"cat\", \"/l\", \"/r\"]\n",
+    )]);
+    let o = build(&e, ctx.path(), &["-t", "par"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(e.ok(&["run", "--rm", "par"]), "L\nR\n");
+    // Both RUN steps started before either finished (they ran at once).
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    let start = |needle: &str| -> (usize, String) {
+        let i = lines.iter().position(|l| l.contains(needle)).unwrap();
+        let n = lines[i].split_whitespace().next().unwrap().to_string();
+        (i, n)
+    };
+    let done = |n: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{n} DONE")))
+            .unwrap()
+    };
+    let (l_start, l_n) = start("[left 2/2] RUN");
+    let (r_start, r_n) = start("[right 2/2] RUN");
+    assert!(
+        l_start.max(r_start) < done(&l_n).min(done(&r_n)),
+        "{}",
+        o.stderr
+    );
+    assert_clean(&e);
+}

@@ -64,14 +64,14 @@ pub struct BuildOptions {
 
 /// Where progress goes: BuildKit's plain format, `#N ...` lines.
 pub struct Progress {
-    out: Box<dyn Write>,
+    out: Box<dyn Write + Send>,
     quiet: bool,
     next: usize,
     start: Instant,
 }
 
 impl Progress {
-    pub fn new(out: Box<dyn Write>, quiet: bool) -> Progress {
+    pub fn new(out: Box<dyn Write + Send>, quiet: bool) -> Progress {
         Progress {
             out,
             quiet,
@@ -139,6 +139,7 @@ pub struct Built {
 }
 
 /// One stage being built.
+#[derive(Clone)]
 struct StageState {
     image: Image,
     /// Cache chain key so far.
@@ -164,7 +165,8 @@ pub struct Builder<'a> {
     ran: usize,
     cached: usize,
     runtime: PathBuf,
-    progress: std::cell::RefCell<Progress>,
+    /// Shared by the threads of stages built in parallel.
+    progress: std::sync::Arc<std::sync::Mutex<Progress>>,
     /// The `--cache-from` images.
     cache_from: Vec<Image>,
 }
@@ -215,7 +217,7 @@ impl<'a> Builder<'a> {
             ran: 0,
             cached: 0,
             runtime,
-            progress: std::cell::RefCell::new(progress),
+            progress: std::sync::Arc::new(std::sync::Mutex::new(progress)),
             cache_from,
         })
     }
@@ -275,33 +277,119 @@ impl<'a> Builder<'a> {
     }
 
     /// The stages `target` needs, in build order.
+    /// The earlier stages stage `i` uses (its base, `--from=`).
+    fn stage_deps(&self, i: usize) -> Vec<usize> {
+        let st = &self.df.stages[i];
+        let mut deps = Vec::new();
+        if let Some(j) = self.stage_index(&st.base).filter(|j| *j < i) {
+            deps.push(j);
+        }
+        for ins in &st.instructions {
+            for (k, v) in &ins.flags {
+                let from = match (k.as_str(), v) {
+                    ("from", Some(v)) => Some(v.clone()),
+                    ("mount", Some(v)) => v
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix("from=").map(String::from)),
+                    _ => None,
+                };
+                if let Some(j) = from.and_then(|f| self.stage_index(&f)).filter(|j| *j < i) {
+                    deps.push(j);
+                }
+            }
+        }
+        deps
+    }
+
     fn needed(&self, target: usize) -> Result<Vec<usize>> {
         let mut need = BTreeSet::new();
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
-            if !need.insert(i) {
-                continue;
-            }
-            let st = &self.df.stages[i];
-            if let Some(j) = self.stage_index(&st.base).filter(|j| *j < i) {
-                todo.push(j);
-            }
-            for ins in &st.instructions {
-                for (k, v) in &ins.flags {
-                    let from = match (k.as_str(), v) {
-                        ("from", Some(v)) => Some(v.clone()),
-                        ("mount", Some(v)) => v
-                            .split(',')
-                            .find_map(|kv| kv.strip_prefix("from=").map(String::from)),
-                        _ => None,
-                    };
-                    if let Some(j) = from.and_then(|f| self.stage_index(&f)).filter(|j| *j < i) {
-                        todo.push(j);
-                    }
-                }
+            if need.insert(i) {
+                todo.extend(self.stage_deps(i));
             }
         }
         Ok(need.into_iter().collect())
+    }
+
+    /// A builder for one stage on another thread: the same inputs, the
+    /// stages built so far, the shared progress printer.
+    fn worker(&self) -> Builder<'a> {
+        Builder {
+            store: self.store,
+            engine: self.engine,
+            ctx: self.ctx,
+            df: self.df,
+            opts: self.opts,
+            used_args: BTreeSet::new(),
+            done: self.done.clone(),
+            ran: 0,
+            cached: 0,
+            runtime: self.runtime.clone(),
+            progress: self.progress.clone(),
+            cache_from: self.cache_from.clone(),
+        }
+    }
+
+    /// Builds `order` (the needed stages): each as soon as the stages it
+    /// uses are done; stages that do not depend on each other at once.
+    fn build_stages(&mut self, order: &[usize], meta: &BTreeMap<String, String>) -> Result<()> {
+        let mut remaining: Vec<usize> = order.to_vec();
+        while !remaining.is_empty() {
+            let ready: Vec<usize> = remaining
+                .iter()
+                .copied()
+                .filter(|i| {
+                    self.stage_deps(*i)
+                        .iter()
+                        .all(|d| self.done.contains_key(d))
+                })
+                .collect();
+            if ready.is_empty() {
+                return Err(BuildError::Other(
+                    "the stages depend on each other in a cycle".into(),
+                ));
+            }
+            remaining.retain(|i| !ready.contains(i));
+            if let [only] = ready[..] {
+                let st = self.build_stage(only, meta)?;
+                self.done.insert(only, st);
+                continue;
+            }
+            type StageResult = (usize, Result<(StageState, BTreeSet<String>, usize, usize)>);
+            let results: Vec<StageResult> = std::thread::scope(|s| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| {
+                        let mut w = self.worker();
+                        s.spawn(move || {
+                            let r = w.build_stage(i, meta);
+                            (i, r.map(|st| (st, w.used_args, w.ran, w.cached)))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .zip(ready.iter())
+                    .map(|(h, &i)| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                i,
+                                Err(BuildError::Other(format!("building stage {i} panicked"))),
+                            )
+                        })
+                    })
+                    .collect()
+            });
+            for (i, r) in results {
+                let (st, used, ran, cached) = r?;
+                self.used_args.extend(used);
+                self.ran += ran;
+                self.cached += cached;
+                self.done.insert(i, st);
+            }
+        }
+        Ok(())
     }
 
     /// Builds the target stage (or the last) and returns its image.
@@ -319,10 +407,7 @@ impl<'a> Builder<'a> {
         };
         let meta = self.meta_args()?;
         let order = self.needed(target)?;
-        for i in order {
-            let st = self.build_stage(i, &meta)?;
-            self.done.insert(i, st);
-        }
+        self.build_stages(&order, &meta)?;
         let mut last = self
             .done
             .remove(&target)
@@ -399,8 +484,12 @@ impl<'a> Builder<'a> {
     }
 
     /// The progress printer.
-    pub fn progress(&self) -> std::cell::RefMut<'_, Progress> {
-        self.progress.borrow_mut()
+    pub fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        match self.progress.lock() {
+            Ok(g) => g,
+            // A panicked stage thread: the printer itself is fine.
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     fn build_stage(&mut self, i: usize, meta: &BTreeMap<String, String>) -> Result<StageState> {

@@ -518,3 +518,30 @@ fn independent_stages_build_together_and_feed_the_last() {
     );
     assert_clean(&e);
 }
+
+#[test]
+fn oversized_dockerfiles_are_refused_early() {
+    let e = Env::new();
+    let long_line = format!("FROM busybox\nRUN echo {}\n", "x".repeat(1 << 20));
+    let ctx = context(&[("Dockerfile", long_line.as_str())]);
+    let o = build(&e, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("line 2"),
+        "{}",
+        &o.stderr[..o.stderr.len().min(300)]
+    );
+    let big = format!(
+        "FROM busybox\n{}",
+        "# padding comment line\n".repeat(500_000)
+    );
+    let ctx = context(&[("Dockerfile", big.as_str())]);
+    let o = build(&e, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("larger than"),
+        "{}",
+        &o.stderr[..o.stderr.len().min(300)]
+    );
+    assert_clean(&e);
+}

@@ -663,7 +663,10 @@ fn root_v1_lifecycle() {
     assert!(st.starts_with('D'), "frozen task state {st:?}");
     g.cg.thaw().unwrap();
     assert!(!g.cg.is_frozen().unwrap());
-    assert!(proc_state(pid).starts_with('S'), "{}", proc_state(pid));
+    // Thawed: sleeping again, or running for the moment it takes to get
+    // back to its sleep (seen under load) — not stuck frozen.
+    let st = proc_state(pid);
+    assert!(st.starts_with('S') || st.starts_with('R'), "{st}");
 
     // Burn a little CPU inside the cgroup so usage is non-zero.
     let busy = spawn_waiting("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo DONE");

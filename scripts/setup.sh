@@ -27,7 +27,7 @@ PACKAGES=(
 	build-essential pkg-config libseccomp-dev
 	busybox-static
 	runc crun
-	podman conmon containernetworking-plugins golang-github-containers-common skopeo umoci
+	podman conmon containernetworking-plugins golang-github-containers-common skopeo umoci buildah
 	containerd
 	hyperfine time jq python3
 	tmux bsdutils util-linux procps iproute2 iptables kmod

@@ -87,6 +87,15 @@ fn a_dockerfile_becomes_an_image_with_dockers_config() {
             .any(|v| v == "APP=/app"),
         "{cfg}"
     );
+    // The base has no Env: BuildKit's default PATH is added.
+    assert!(
+        cfg["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{cfg}"
+    );
     assert!(
         cfg["Env"]
             .as_array()

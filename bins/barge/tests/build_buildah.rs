@@ -26,8 +26,8 @@
 //! makes for VOLUMEs (`buildah_volume_dir`), its version label
 //! (`normalized`); per case, the differences where buildah departs from
 //! Docker (`Case::buildah_departs`) and the barge bugs found and not fixed
-//! yet (`Case::barge_bugs`, `BARGE_LACKS_DEFAULT_PATH`), each of which must
-//! still show, so that the lists shrink as bugs are fixed.
+//! yet (`Case::barge_bugs`), each of which must still show, so that the
+//! lists shrink as bugs are fixed.
 //!
 //! buildah 1.28 (Debian 12) has no heredocs: the heredoc case gives buildah
 //! the same build written without them.
@@ -60,18 +60,6 @@ const CONFIG_FIELDS: &[&str] = &[
     "Shell",
     "OnBuild",
 ];
-
-/// The default PATH BuildKit (and buildah) add to a stage's config when
-/// the base image sets none (BuildKit's dockerfile2llb: "make sure that
-/// PATH is always set"); our busybox base has no Env at all.
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Known barge bug, reported and not fixed yet: a built image lacks
-/// `DEFAULT_PATH` when its base has no PATH. While true, buildah's
-/// `DEFAULT_PATH` is dropped from the Env comparison when barge's Env has
-/// no PATH (the rest of Env is still compared); once barge adds it, the
-/// tests fail until this is set to false.
-const BARGE_LACKS_DEFAULT_PATH: bool = true;
 
 // ---------------------------------------------------------------- buildah
 
@@ -485,23 +473,7 @@ fn compare_configs(barge: &Value, buildah: &Value) -> Vec<(String, String)> {
         .iter()
         .filter_map(|f| {
             let a = normalized(f, &barge[*f]);
-            let mut b = normalized(f, &buildah[*f]);
-            if *f == "Env" && BARGE_LACKS_DEFAULT_PATH {
-                let has_path = |v: &Value| {
-                    v.as_array().is_some_and(|a| {
-                        a.iter()
-                            .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH=")))
-                    })
-                };
-                assert!(
-                    !has_path(&a),
-                    "barge now sets PATH ({a}): set BARGE_LACKS_DEFAULT_PATH to false"
-                );
-                if let Some(env) = b.as_array_mut() {
-                    env.retain(|e| e != DEFAULT_PATH);
-                }
-                b = normalized(f, &b);
-            }
+            let b = normalized(f, &buildah[*f]);
             (a != b).then(|| {
                 (
                     format!("config {f}"),
@@ -652,10 +624,6 @@ const fn te(
 
 // ---------------------------------------------------------------- cases
 
-const COPY_FROM_OWNER_BUG: &str = "COPY --from=<stage> gives root what the stage owned \
-     (12:34); Docker (both builders, moby#38599) and BuildKit keep the source's owners \
-     unless --chown is given, only context files become 0:0";
-
 /// One build to make with both engines.
 #[derive(Default)]
 struct Case<'a> {
@@ -803,10 +771,6 @@ fn multi_stage_build_with_copy_from_stages_and_images() {
                  COPY --from=0 /out/link /opt/link-copied\n\
                  CMD [\"cat\", \"/opt/derived.txt\"]\n",
             build_args: &[("VERSION", "2.5")],
-            barge_bugs: &[
-                ("path /opt/out/sub/b.txt", COPY_FROM_OWNER_BUG),
-                ("path /opt/sub-contents/b.txt", COPY_FROM_OWNER_BUG),
-            ],
             ..Case::default()
         },
         ctx,
@@ -887,11 +851,6 @@ fn user_and_workdir_own_what_they_create() {
                  RUN touch /as-root\n\
                  USER app\n\
                  CMD [\"id\"]\n",
-            barge_bugs: &[(
-                "path /srv/app/sub/deeper",
-                "a WORKDIR created after USER app is owned by root; BuildKit \
-                 creates it as the user (dispatchWorkdir: llb.Mkdir with WithUser)",
-            )],
             ..Case::default()
         },
         ctx,
@@ -925,13 +884,6 @@ fn copy_chmod_and_chown() {
                  ADD --chown=5:6 a.txt /v/a.txt\n\
                  COPY exec.sh /e/\n\
                  COPY owned.txt /o/\n",
-            barge_bugs: &[(
-                "path /y2*",
-                "`COPY --chown=1234` (a uid alone) gives group 2345, the uid's \
-                 primary group in /etc/passwd; BuildKit and Docker's docs give \
-                 the uid as the gid (1234:1234); only a user *name* alone takes \
-                 its passwd group",
-            )],
             ..Case::default()
         },
         ctx,

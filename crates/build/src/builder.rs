@@ -780,9 +780,10 @@ impl<'a> Builder<'a> {
                 st.image.cfg().insert("WorkingDir".into(), json!(dir));
                 let key = base_key.clone();
                 let dirc = dir.clone();
+                let user = st.image.get_str("User");
                 let cached =
                     self.fs_step(st, &key, &format!("WORKDIR {dir}"), &mut |b, rootfs| {
-                        b.ensure_dir(rootfs, &dirc)
+                        b.ensure_dir(rootfs, &dirc, &user)
                     })?;
                 return Ok(cached);
             }
@@ -989,6 +990,7 @@ impl<'a> Builder<'a> {
             chmod,
             dest_is_dir_hint: dest_is_dir,
             extract_archives: is_add,
+            keep_owners: from.is_some(),
         };
         let cached = self.fs_step(st, &key, &shown, &mut |_b, rootfs| {
             let mut o = opts.clone();
@@ -1058,6 +1060,7 @@ impl<'a> Builder<'a> {
             chmod,
             dest_is_dir_hint: dest.ends_with('/') || names.len() > 1,
             extract_archives: false,
+            keep_owners: false,
         };
         let shown = format!(
             "COPY {} {dest}",
@@ -1211,7 +1214,15 @@ impl<'a> Builder<'a> {
         TempMount::new(self.engine.root(), &lowers)
     }
 
-    fn ensure_dir(&self, rootfs: &Path, dir: &str) -> Result<()> {
+    /// WORKDIR: creates the missing directories, owned by the stage's USER
+    /// as BuildKit does.
+    fn ensure_dir(&self, rootfs: &Path, dir: &str, user: &str) -> Result<()> {
+        let owner = if user.is_empty() {
+            None
+        } else {
+            let id = barge_engine::spec::resolve_user(rootfs, user, &[])?;
+            Some((id.uid, id.gid))
+        };
         let mut cur = rootfs.to_path_buf();
         for comp in dir.split('/').filter(|c| !c.is_empty()) {
             cur.push(comp);
@@ -1228,7 +1239,13 @@ impl<'a> Builder<'a> {
                         cur.display()
                     )))
                 }
-                Err(_) => std::fs::create_dir(&cur).map_err(io("create", &cur))?,
+                Err(_) => {
+                    std::fs::create_dir(&cur).map_err(io("create", &cur))?;
+                    if let Some((u, g)) = owner {
+                        std::os::unix::fs::lchown(&cur, Some(u), Some(g))
+                            .map_err(io("chown", &cur))?;
+                    }
+                }
             }
         }
         Ok(())
@@ -1739,7 +1756,11 @@ fn remove_if_empty(rootfs: &Path, paths: &[PathBuf]) {
 /// `--chown=user[:group]` resolved in the rootfs.
 fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
     let id = barge_engine::spec::resolve_user(rootfs, spec, &[])?;
-    // `--chown=user` alone: the user's primary group (resolve_user gives it).
+    // A uid without a group: the same number as the gid (Docker's and
+    // BuildKit's rule); a user name alone: its primary group.
+    if !spec.contains(':') && spec.parse::<u32>().is_ok() {
+        return Ok((id.uid, id.uid));
+    }
     Ok((id.uid, id.gid))
 }
 

@@ -65,7 +65,12 @@ impl Image {
                 ))
             }
         };
-        Ok(Image { manifest, config })
+        let mut image = Image { manifest, config };
+        // BuildKit gives a stage Docker's default PATH when its base has none.
+        if !image.env().iter().any(|(k, _)| k == "PATH") {
+            image.set_env("PATH", barge_engine::spec::DEFAULT_PATH);
+        }
+        Ok(image)
     }
 
     /// The image a manifest digest names (a cache entry).

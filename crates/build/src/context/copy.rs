@@ -42,6 +42,9 @@ pub struct CopyOptions {
     /// its magic bytes and a valid first tar header) is extracted into the
     /// destination directory instead of being copied.
     pub extract_archives: bool,
+    /// `COPY --from`: without `--chown`, what is copied keeps its owners
+    /// (Docker's rule for copies from a stage or an image).
+    pub keep_owners: bool,
 }
 
 /// Copy the selected roots into `dest` (an absolute path in the container
@@ -95,6 +98,7 @@ pub fn copy_into(
         },
         chmod: opts.chmod,
         privileged,
+        keep_owners: opts.keep_owners && opts.chown.is_none() && privileged,
     };
     let dest_comps = fsx::canonical(w.root.as_fd(), dest.as_bytes())
         .map_err(errno_err("resolve the destination", dest.to_string()))?;
@@ -147,6 +151,8 @@ struct Writer {
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     privileged: bool,
+    /// Copied entries keep their own owners (see [`CopyOptions::keep_owners`]).
+    keep_owners: bool,
 }
 
 /// A directory written whose mode and times are set once its contents are.
@@ -268,7 +274,17 @@ impl Writer {
     }
 
     fn chown_at(&self, dir: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<(), ContextError> {
-        let Some((u, g)) = self.owner else {
+        self.chown_at_as(dir, name, self.owner, shown)
+    }
+
+    fn chown_at_as(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        owner: Option<(u32, u32)>,
+        shown: &str,
+    ) -> Result<(), ContextError> {
+        let Some((u, g)) = owner else {
             return Ok(());
         };
         rustix::fs::chownat(
@@ -308,6 +324,11 @@ impl Writer {
         shown: &str,
     ) -> Result<Option<OwnedFd>, ContextError> {
         let mode = Mode::from_raw_mode(self.chmod.unwrap_or(e.mode));
+        let owner = if self.keep_owners {
+            Some((e.uid, e.gid))
+        } else {
+            self.owner
+        };
         match &e.kind {
             Kind::Dir => {
                 match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
@@ -329,7 +350,7 @@ impl Writer {
                     },
                     other => errno_err("open", shown.to_string())(other),
                 })?;
-                self.chown_fd(&fd, shown)?;
+                self.chown_fd_as(&fd, owner, shown)?;
                 Ok(Some(fd))
             }
             Kind::File => {
@@ -348,7 +369,7 @@ impl Writer {
                 let mut src = ctx.open_file(&e.ctx_rel)?;
                 let mut out = std::fs::File::from(out);
                 io::copy(&mut src, &mut out).map_err(io_err("copy to", shown.to_string()))?;
-                self.chown_fd(&out, shown)?;
+                self.chown_fd_as(&out, owner, shown)?;
                 rustix::fs::fchmod(&out, mode).map_err(errno_err("chmod", shown.to_string()))?;
                 rustix::fs::futimens(&out, &times(e))
                     .map_err(errno_err("set times of", shown.to_string()))?;
@@ -358,7 +379,7 @@ impl Writer {
                 self.clear(dir, name, shown)?;
                 rustix::fs::symlinkat(target.as_slice(), dir, name)
                     .map_err(errno_err("symlink", shown.to_string()))?;
-                self.chown_at(dir, name, shown)?;
+                self.chown_at_as(dir, name, owner, shown)?;
                 rustix::fs::utimensat(dir, name, &times(e), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(errno_err("set times of", shown.to_string()))?;
                 Ok(None)
@@ -367,7 +388,7 @@ impl Writer {
                 self.clear(dir, name, shown)?;
                 rustix::fs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
                     .map_err(errno_err("mkfifo", shown.to_string()))?;
-                self.chown_at(dir, name, shown)?;
+                self.chown_at_as(dir, name, owner, shown)?;
                 // A fifo just made (not a symlink): chmodat may follow.
                 rustix::fs::chmodat(dir, name, mode, AtFlags::empty())
                     .map_err(errno_err("chmod", shown.to_string()))?;
@@ -378,8 +399,13 @@ impl Writer {
         }
     }
 
-    fn chown_fd(&self, fd: impl AsFd, shown: &str) -> Result<(), ContextError> {
-        let Some((u, g)) = self.owner else {
+    fn chown_fd_as(
+        &self,
+        fd: impl AsFd,
+        owner: Option<(u32, u32)>,
+        shown: &str,
+    ) -> Result<(), ContextError> {
+        let Some((u, g)) = owner else {
             return Ok(());
         };
         rustix::fs::fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))

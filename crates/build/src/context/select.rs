@@ -35,6 +35,9 @@ pub(super) struct Entry {
     pub(super) kind: Kind,
     /// Permission bits (with setuid, setgid, sticky).
     pub(super) mode: u32,
+    /// Owner (kept by `COPY --from`, as Docker does).
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     pub(super) atime: Timespec,
     pub(super) mtime: Timespec,
 }
@@ -71,6 +74,8 @@ fn entry_of(
         ctx_rel,
         kind,
         mode: st.st_mode as u32 & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
         atime: timespec(st.st_atime as i64, st.st_atime_nsec as u64),
         mtime: timespec(st.st_mtime as i64, st.st_mtime_nsec as u64),
     }))

@@ -40,9 +40,15 @@ fn memory_limit_oom_kills_a_hog() {
     // tail must hold the whole newline-free input in memory
     b.sh("head -c 100000000 /dev/zero | tail; echo status=$?");
 
-    let out = rt.run(&id, &b).ok();
+    let out = rt.run(&id, &b);
 
-    assert_eq!(out.stdout, "status=137\n", "hog killed by SIGKILL: {out}");
+    // The OOM killer picks the biggest task, the hog (then the shell says
+    // so); under pressure from elsewhere it may take the container's shell
+    // as well, and then the container itself ends with 137. Either way the
+    // hog was killed by the limit, not allowed to finish.
+    let hog_killed = out.stdout == "status=137\n";
+    let shell_killed = out.status.code() == Some(137) && !out.stdout.contains("status=0");
+    assert!(hog_killed || shell_killed, "hog killed by SIGKILL: {out}");
 }
 
 #[test]

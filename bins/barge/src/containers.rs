@@ -592,6 +592,11 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
                 true,
             );
         }
+        if !attach && matches!(c.state.status.as_str(), "running" | "restarting") {
+            // Docker: starting a running container is not an error.
+            println!("{name}");
+            continue;
+        }
         match lifecycle::start(&engine, &store, &id, attach) {
             Ok(s) => {
                 if let Some(stream) = s.attach {

@@ -148,6 +148,8 @@ fn detached_container_lifecycle() {
     // start again: same container, new process.
     e.ok(&["start", "web"]);
     assert_eq!(e.status("web"), "running");
+    // Starting a running container is fine (Docker prints its name).
+    assert_eq!(e.ok(&["start", "web"]), "web\n");
     e.ok(&["rm", "-f", "web"]);
     assert!(e.ids().is_empty());
     assert!(e.mounts().is_empty());

@@ -977,3 +977,26 @@ fn a_pin_left_by_a_killed_create_does_not_keep_the_image_forever() {
     e.ok(&["rm", &id]);
     assert!(store.pins().unwrap().is_empty());
 }
+
+#[test]
+fn mount_points_stay_out_of_the_container_layer() {
+    let e = Env::new();
+    let vol = tempfile::tempdir().unwrap();
+    let v = format!("{}:/data/in", vol.path().display());
+    e.ok(&[
+        "run", "--name", "mp", "-v", &v, "--tmpfs", "/scratch", "busybox", "touch", "/new",
+    ]);
+    let upper = e
+        .root()
+        .join("containers")
+        .join(e.inspect("mp", "{{.Id}}"))
+        .join("upper");
+    let mut names: Vec<String> = std::fs::read_dir(&upper)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Only what the process wrote: no /etc/hostname, /proc, /data/in...
+    assert_eq!(names, vec!["new".to_string()]);
+    assert_eq!(e.ok(&["diff", "mp"]), "A /new\n");
+}

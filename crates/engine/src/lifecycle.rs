@@ -301,9 +301,66 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord, dir: &Path) -> Result<
     let lowers = snapshot::unpack(store, &img)?;
     let target = rootfs_dir(dir);
     if !snapshot::is_mounted(&target) {
-        snapshot::mount_rw(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
+        let mut with_init = lowers.clone();
+        with_init.push(init_layer(rec, dir)?);
+        snapshot::mount_rw(&with_init, &dir.join("upper"), &dir.join("work"), &target)?;
     }
     Ok(lowers)
+}
+
+/// Docker's init layer (`containers/<id>/init`, between the image and the
+/// container's upper dir): the mount points the runtime needs (/proc,
+/// /sys, /dev..., /etc/hostname, /etc/hosts, /etc/resolv.conf, the targets
+/// of the container's mounts), so the runtime never creates them in the
+/// upper dir and they stay out of `diff`, `commit` and `cp`.
+fn init_layer(rec: &ContainerRecord, dir: &Path) -> Result<PathBuf> {
+    let init = dir.join("init");
+    let mut dirs: Vec<String> = [
+        "proc",
+        "sys",
+        "sys/fs/cgroup",
+        "dev",
+        "dev/pts",
+        "dev/shm",
+        "dev/mqueue",
+        "etc",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut files: Vec<String> = ["etc/hostname", "etc/hosts", "etc/resolv.conf"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if rec.host_config.init == Some(true) {
+        files.push("sbin/docker-init".into());
+    }
+    for m in &rec.host_config.mounts {
+        let rel = m.target.trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+            continue;
+        }
+        let is_file = m.kind == "bind" && Path::new(&m.source).is_file();
+        if is_file {
+            files.push(rel.to_string());
+        } else {
+            dirs.push(rel.to_string());
+        }
+    }
+    for d in &dirs {
+        let p = init.join(d);
+        std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+    }
+    for f in &files {
+        let p = init.join(f);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        if !p.exists() {
+            std::fs::File::create(&p).map_err(io("create", &p))?;
+        }
+    }
+    Ok(init)
 }
 
 /// The image's lower dirs (unpacking them if needed).

@@ -55,9 +55,9 @@ fn podman_run_propagates_the_container_exit_code() {
 fn podman_run_interactive_gives_the_container_a_pty() {
     let p = Podman::new();
     let r = p
-        // The pause lets conmon relay the output: podman 4.3 can drop the
-        // last output of an -it container that exits at once (seen under
-        // load, with runc too).
+        // The pause lets conmon relay the output before the container is
+        // gone: an -it container that exits at once lost its output once
+        // in CI under load.
         .run_in_pty(&["-it", "--rm", p.image(), "sh", "-c", "tty; sleep 0.3"])
         .expect_success();
     assert!(

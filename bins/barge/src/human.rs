@@ -137,37 +137,11 @@ mod tests {
     }
 }
 
-/// Now as RFC 3339 (UTC, nanoseconds), as image configs record it.
-pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
 #[cfg(test)]
 mod now_tests {
     #[test]
     fn now_round_trips_through_the_parser() {
-        let t = super::now_rfc3339();
+        let t = barge_engine::time::now_rfc3339();
         let parsed = super::parse_rfc3339(&t).unwrap();
         assert!((parsed - super::now()).abs() <= 1, "{t}");
     }

@@ -825,7 +825,7 @@ pub fn import(
         changes,
         message,
         source,
-        &human::now_rfc3339(),
+        &barge_engine::time::now_rfc3339(),
     )?;
     println!("{}", imported.id);
     Ok(0)

@@ -212,24 +212,9 @@ fn parse_date_time(v: &str) -> Option<i64> {
 
 /// RFC 3339 with nanoseconds, UTC (Go's `RFC3339NanoFixed`).
 fn rfc3339_nanos(time_nano: i64) -> String {
-    let secs = time_nano.div_euclid(1_000_000_000);
-    let nanos = time_nano.rem_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
+    barge_engine::time::rfc3339(
+        time_nano.div_euclid(1_000_000_000),
+        time_nano.rem_euclid(1_000_000_000) as u32,
     )
 }
 

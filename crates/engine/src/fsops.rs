@@ -44,6 +44,7 @@ pub use copy::{
     extract_to_host, stat_path,
 };
 pub use diff::{diff, Change, ChangeKind};
+pub use paths::follow_in_root;
 
 /// The `what` of the [`EngineError::Io`] returned when a path does not
 /// exist in the container (its `path` is the path as asked for).

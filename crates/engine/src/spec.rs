@@ -40,51 +40,6 @@ const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Every capability (for `--privileged` and `--cap-add ALL`).
-pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// The process identity resolved from the image's /etc/passwd and
 /// /etc/group.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,7 +187,8 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Vec<St
     caps
 }
 
-/// Every capability this process may hand out: all of [`ALL_CAPS`] in our
+/// Every capability this process may hand out: all of
+/// [`CAPABILITIES`](crate::opts::CAPABILITIES) (by number) in our
 /// own bounding set (root may lack some, e.g. in a VM without
 /// CAP_SYS_RESOURCE; asking for more would fail the container's start).
 pub fn all_caps() -> Vec<String> {
@@ -244,7 +200,7 @@ pub fn all_caps() -> Vec<String> {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(u64::MAX);
-    ALL_CAPS
+    crate::opts::CAPABILITIES
         .iter()
         .enumerate()
         .filter(|(i, _)| *i < 64 && bounding & (1u64 << i) != 0)

@@ -10,6 +10,10 @@ pub fn now() -> (i64, u32) {
     (d.as_secs() as i64, d.subsec_nanos())
 }
 
+/// Seconds and nanoseconds since the epoch as RFC 3339 (UTC, nine
+/// fraction digits).
+pub use barge_runtime::utils::rfc3339;
+
 /// Now as RFC 3339 (`2026-11-28T15:16:30.123456789Z`).
 pub fn now_rfc3339() -> String {
     let (s, n) = now();

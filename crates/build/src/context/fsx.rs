@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{Dir, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-/// Symlinks followed while resolving one path, at most (Linux's limit).
-const MAX_SYMLINKS: usize = 40;
-
 /// Open `rel` (relative to `root`; `""` is the root) with every symlink and
 /// `..` kept inside `root`, as if `root` were `/`.
 pub(super) fn open_in_root(
@@ -63,63 +60,10 @@ pub(super) fn fd_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// A path inside `root` with every symlink followed inside it, as moby's
-/// `FollowSymlinkInScope` (what BuildKit resolves a COPY destination
-/// with): a missing component ends the resolution and the rest is kept
-/// as it is, so a dangling symlink names the path it points to.
+/// A path inside `root` with every symlink followed inside it (moby's
+/// `FollowSymlinkInScope`, the engine's as `docker cp` uses it).
 pub(super) fn canonical(root: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<Vec<u8>>, Errno> {
-    let mut todo: Vec<Vec<u8>> = path
-        .split(|b| *b == b'/')
-        .rev()
-        .map(<[u8]>::to_vec)
-        .collect();
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut links = 0;
-    let mut missing = false;
-    while let Some(c) = todo.pop() {
-        match c.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                out.pop();
-                continue;
-            }
-            _ => {}
-        }
-        if missing {
-            out.push(c);
-            continue;
-        }
-        let parent = open_in_root(root, &out.join(&b'/'), OFlags::PATH | OFlags::DIRECTORY);
-        let parent = match parent {
-            Ok(p) => p,
-            Err(Errno::NOENT) => {
-                missing = true;
-                out.push(c);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        match rustix::fs::readlinkat(&parent, c.as_slice(), Vec::new()) {
-            Ok(target) => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(Errno::LOOP);
-                }
-                let target = target.into_bytes();
-                if target.starts_with(b"/") {
-                    out.clear();
-                }
-                todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
-            }
-            Err(Errno::INVAL) => out.push(c),
-            Err(Errno::NOENT) => {
-                missing = true;
-                out.push(c);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+    barge_engine::fsops::follow_in_root(root, path)
 }
 
 /// Read at most `limit` bytes; `None` when there is more.

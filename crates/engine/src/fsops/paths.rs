@@ -224,7 +224,19 @@ pub(super) fn lookup(root: BorrowedFd<'_>, abs: &[u8]) -> Result<Node, Errno> {
 /// `FollowSymlinkInScope`: a missing component ends the resolution and
 /// the rest is appended as it is.
 pub(super) fn canonical(root: BorrowedFd<'_>, abs: &[u8]) -> Result<Vec<u8>, Errno> {
-    let mut todo: Vec<Vec<u8>> = abs
+    let out = follow_in_root(root, abs)?;
+    let mut s = b"/".to_vec();
+    s.extend_from_slice(&out.join(&b'/'));
+    Ok(s)
+}
+
+/// The components of `path` inside `root` with every symlink followed
+/// inside it, as moby's `FollowSymlinkInScope` (what `docker cp` and
+/// BuildKit's COPY resolve a destination with): a missing component ends
+/// the resolution and the rest is kept as it is, so a dangling symlink
+/// names the path it points to.
+pub fn follow_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut todo: Vec<Vec<u8>> = path
         .split(|b| *b == b'/')
         .rev()
         .map(<[u8]>::to_vec)
@@ -245,7 +257,15 @@ pub(super) fn canonical(root: BorrowedFd<'_>, abs: &[u8]) -> Result<Vec<u8>, Err
             out.push(c);
             continue;
         }
-        let parent = open_in_root(root, &out.join(&b'/'), OFlags::PATH | OFlags::DIRECTORY)?;
+        let parent = match open_in_root(root, &out.join(&b'/'), OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(p) => p,
+            Err(Errno::NOENT) => {
+                missing = true;
+                out.push(c);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match rustix::fs::readlinkat(&parent, c.as_slice(), Vec::new()) {
             Ok(target) => {
                 links += 1;
@@ -266,9 +286,7 @@ pub(super) fn canonical(root: BorrowedFd<'_>, abs: &[u8]) -> Result<Vec<u8>, Err
             Err(e) => return Err(e),
         }
     }
-    let mut s = b"/".to_vec();
-    s.extend_from_slice(&out.join(&b'/'));
-    Ok(s)
+    Ok(out)
 }
 
 /// Open a host directory (the caller's path: symlinks followed as usual).

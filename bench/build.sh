@@ -35,6 +35,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 RUNS=${RUNS:-10}
 CACHED_RUNS=${CACHED_RUNS:-30}
@@ -85,11 +87,7 @@ mkdir -p "$BR" "$BH/tmp" "$CTX"
 # root lacks CAP_SYS_RESOURCE here; runc, which works on hybrid cgroup hosts
 # where crun 1.8 does not), registries.conf (no short-name lookups), a
 # signature policy and TMPDIR.
-nofile=$(ulimit -Hn)
-nproc=$(ulimit -Hu)
-pidmax=$(cat /proc/sys/kernel/pid_max)
-[ "$nofile" = unlimited ] && nofile=1048576
-{ [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pidmax" ]; } && nproc=$pidmax
+bench_capped_ulimits
 cat >"$BH/storage.conf" <<C
 [storage]
 driver = "overlay"

@@ -33,6 +33,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
@@ -147,36 +149,8 @@ BR=$work/barge-root
 PD=$work/podman
 mkdir -p "$BR" "$PD"
 
-# podman, private: own containers.conf (cgroupfs, file events, tmp_dir and
-# network config under $PD) and storage.conf (own graphroot/runroot); nothing
-# under /var/lib/containers, /run/containers or /run/libpod is touched.
-# Root on these VMs lacks CAP_SYS_RESOURCE: podman's default ulimits would
-# make `podman run` fail ("setrlimit ... Operation not permitted"), so they
-# are capped at our hard limits, as bench/lifecycle.sh does.
-nofile=$(ulimit -Hn)
-nproc=$(ulimit -Hu)
-pidmax=$(cat /proc/sys/kernel/pid_max)
-[ "$nofile" = unlimited ] && nofile=1048576
-{ [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pidmax" ]; } && nproc=$pidmax
-cat >"$PD/containers.conf" <<C
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-netns = "none"
-log_driver = "k8s-file"
-[network]
-network_config_dir = "$PD/networks"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$PD/tmp"
-C
-cat >"$PD/storage.conf" <<C
-[storage]
-driver = "overlay"
-graphroot = "$PD/root"
-runroot = "$PD/run"
-C
-export CONTAINERS_CONF=$PD/containers.conf CONTAINERS_STORAGE_CONF=$PD/storage.conf
+# podman, private (bench/lib.sh).
+bench_private_podman "$PD"
 # (also keep podman away from the user's registries.conf/policy: not needed for local images)
 
 IMG_B=bench/img

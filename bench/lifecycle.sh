@@ -31,6 +31,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
@@ -76,35 +78,8 @@ BR=$work/barge-root
 PD=$work/podman
 mkdir -p "$BR" "$PD"
 
-# podman, private: own containers.conf and storage.conf (as bench/images.sh).
-# This VM has no systemd as PID 1 (cgroupfs, file events) and root lacks
-# CAP_SYS_RESOURCE: podman's default ulimits (nofile=1048576, nproc=4194304)
-# make the runtime fail with "setrlimit ... Operation not permitted", so they
-# are capped at our hard limits (nproc: the runtime sees kernel.pid_max).
-nofile=$(ulimit -Hn)
-nproc=$(ulimit -Hu)
-pidmax=$(cat /proc/sys/kernel/pid_max)
-[ "$nofile" = unlimited ] && nofile=1048576
-{ [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pidmax" ]; } && nproc=$pidmax
-cat >"$PD/containers.conf" <<C
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-netns = "none"
-log_driver = "k8s-file"
-[network]
-network_config_dir = "$PD/networks"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$PD/tmp"
-C
-cat >"$PD/storage.conf" <<C
-[storage]
-driver = "overlay"
-graphroot = "$PD/root"
-runroot = "$PD/run"
-C
-export CONTAINERS_CONF=$PD/containers.conf CONTAINERS_STORAGE_CONF=$PD/storage.conf
+# podman, private (bench/lib.sh).
+bench_private_podman "$PD"
 
 # docker: only a dockerd that is already running (DOCKER_HOST or the default
 # socket); the image goes in under a tag of our own and is removed at exit.

@@ -1,0 +1,2 @@
+//! barge-registry: an OCI distribution server.
+#![forbid(unsafe_code)]

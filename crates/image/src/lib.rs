@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod distribution;
 pub mod import;
 pub mod layer;
 pub mod snapshot;

@@ -341,6 +341,111 @@ impl Drop for TempGuard {
     }
 }
 
+/// A blob being written; see [`Store::begin_blob`].
+pub struct BlobWriter {
+    store: Store,
+    file: Option<io::BufWriter<File>>,
+    guard: TempGuard,
+    tmp: PathBuf,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("tmp", &self.tmp)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let n = f.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest of the bytes written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hex(&hex::encode(self.hasher.clone().finalize()))
+            .unwrap_or_else(|_| Digest::of_bytes(b""))
+    }
+
+    /// Checks the data written against `expected` and `expected_size`
+    /// without storing it.
+    pub fn verify(&self, expected: &Digest, expected_size: u64) -> Result<()> {
+        if self.size != expected_size {
+            return Err(StoreError::SizeMismatch {
+                what: expected.to_string(),
+                expected: expected_size,
+                actual: self.size,
+            });
+        }
+        let actual = self.digest();
+        if actual != *expected {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// Verifies (as [`BlobWriter::verify`]), syncs and renames the blob into
+    /// `blobs/sha256/`. On a mismatch nothing is stored and the temp file is
+    /// removed.
+    pub fn commit(mut self, expected: &Digest, expected_size: u64) -> Result<BlobInfo> {
+        self.verify(expected, expected_size)?;
+        let _lock = self.store.lock_shared()?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io_err("finish blob")(io::Error::other("already finished")))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| io_err(format!("write {}", self.tmp.display()))(e.into_error()))?;
+        let info = BlobInfo {
+            digest: expected.clone(),
+            size: self.size,
+        };
+        let dest = self.store.blob_path(expected);
+        if dest.is_file() {
+            return Ok(info);
+        }
+        file.sync_all()
+            .map_err(io_err(format!("fsync {}", self.tmp.display())))?;
+        drop(file);
+        fs::rename(&self.tmp, &dest).map_err(io_err(format!(
+            "rename {} to {}",
+            self.tmp.display(),
+            dest.display()
+        )))?;
+        self.guard.0 = None;
+        fsync_dir(&self.store.blobs_dir())?;
+        Ok(info)
+    }
+}
+
 /// The content store. Cheap to open; every method is safe to call from
 /// several threads and processes at once.
 #[derive(Debug, Clone)]
@@ -658,6 +763,23 @@ impl Store {
         guard.0 = None;
         fsync_dir(&self.blobs_dir())?;
         Ok(BlobInfo { digest, size })
+    }
+
+    /// Starts writing a blob from data pushed to it (a download being teed
+    /// into a layer unpack, say): the returned [`BlobWriter`] hashes what is
+    /// written into a temp file in `ingest/`; [`BlobWriter::commit`] checks
+    /// digest and size and renames it into `blobs/`; dropped uncommitted,
+    /// the temp file is removed.
+    pub fn begin_blob(&self) -> Result<BlobWriter> {
+        let (tmp, file) = self.create_ingest_file("blob")?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
+            guard: TempGuard(Some(tmp.clone())),
+            tmp,
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
 
     /// Stores `data` as a blob.
@@ -986,7 +1108,12 @@ impl Store {
 
     fn image_ref(&self, idx: &IndexFile, target: &Descriptor) -> Result<ImageRef> {
         let td = Digest::try_from(target.digest())?;
-        let (manifest_digest, manifest) = self.resolve_manifest(&td, &Platform::host())?;
+        // An index pulled for another platform holds only that platform's
+        // manifest: fall back to the first one stored.
+        let (manifest_digest, manifest) = match self.resolve_manifest(&td, &Platform::host()) {
+            Ok(r) => r,
+            Err(e) => self.platform_manifest_or_any(&td).ok_or(e)?,
+        };
         let config_digest = Digest::try_from(manifest.config().digest())?;
         let names = idx
             .manifests

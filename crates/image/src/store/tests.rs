@@ -1120,3 +1120,41 @@ fn skopeo_reads_and_writes_the_store() {
     let m2 = fs::read(dir2.join("manifest.json")).unwrap();
     assert_eq!(m2, m);
 }
+
+#[test]
+fn blob_writer_commits_only_verified_data() {
+    let dir = tmp();
+    let store = Store::open(dir.path()).unwrap();
+    let data = b"hello blob writer";
+    let want = Digest::of_bytes(data);
+    // Wrong digest: nothing stored, temp removed.
+    let mut w = store.begin_blob().unwrap();
+    w.write_all(data).unwrap();
+    let bad = Digest::of_bytes(b"other");
+    assert!(matches!(
+        w.commit(&bad, data.len() as u64),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    // Wrong size.
+    let mut w = store.begin_blob().unwrap();
+    w.write_all(data).unwrap();
+    assert!(matches!(
+        w.commit(&want, 3),
+        Err(StoreError::SizeMismatch { .. })
+    ));
+    // Dropped: removed.
+    let mut w = store.begin_blob().unwrap();
+    w.write_all(data).unwrap();
+    drop(w);
+    assert!(!store.has_blob(&want));
+    assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    let mut w = store.begin_blob().unwrap();
+    w.write_all(&data[..5]).unwrap();
+    w.write_all(&data[5..]).unwrap();
+    assert_eq!(w.digest(), want);
+    w.verify(&want, data.len() as u64).unwrap();
+    let info = w.commit(&want, data.len() as u64).unwrap();
+    assert_eq!(info.digest, want);
+    assert_eq!(fs::read(store.blob_path(&want)).unwrap(), data);
+    assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+}

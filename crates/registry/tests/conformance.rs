@@ -79,6 +79,11 @@ fn pull_02_blobs() {
         );
         r.status(200, "\"A GET request to an existing blob URL MUST provide the expected blob, with a response code that MUST be 200 OK.\"");
         r.body_eq(&blob.data, "the blob as pushed");
+        if let Some(cl) = r.header("Content-Length") {
+            if cl != blob.data.len().to_string() {
+                r.fail("Content-Length of a blob GET must be the blob's size");
+            }
+        }
         r.header_eq("Docker-Content-Digest", &blob.digest, "\"A successful response MUST contain the digest of the uploaded blob in the header Docker-Content-Digest.\"");
     }
 
@@ -706,6 +711,62 @@ fn push_05_blob_digest_mismatch_and_invalid_digest() {
         )
         .error(&[400], &["DIGEST_INVALID", "UNSUPPORTED"], "\"if the client provided digest is invalid or uses an unsupported algorithm, the registry SHOULD respond with a response code 400 Bad Request\"");
     }
+}
+
+#[test]
+fn push_05b_digest_algorithm_sha512() {
+    // end-4c: POST /v2/<name>/blobs/uploads/?digest-algorithm=<algorithm> → 201/202, failure 404/400.
+    // "When pushing a blob with a digest algorithm other than sha256, the post request SHOULD include the
+    //  digest-algorithm parameter". Supporting sha512 is optional: a 400 is a conforming refusal.
+    use sha2::{Digest as _, Sha512};
+    let reg = Registry::start();
+    let repo = "conformance/push-sha512";
+    let data = rand_bytes(55, 10_000);
+    let digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
+    let r = reg.send(
+        "POST /blobs/uploads/?digest-algorithm=sha512",
+        reg.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .query(&[("digest-algorithm", "sha512")])
+            .header("Content-Length", "0")
+            .body(Vec::<u8>::new()),
+    );
+    r.status_in(
+        &[202, 400],
+        "end-4c: 202 (session) or 400 (unsupported algorithm)",
+    );
+    if r.status == 400 {
+        r.error_codes();
+        eprintln!("note: the registry does not support sha512 blobs (allowed)");
+        return;
+    }
+    let loc = r.location(&reg);
+    let r = reg.send(
+        "PUT <location>?digest=sha512:...",
+        reg.req_url(Method::PUT, with_query(loc, &[("digest", &digest)]))
+            .header("Content-Type", "application/octet-stream")
+            .body(data.clone()),
+    );
+    r.status_in(
+        &[201, 400],
+        "201, or 400: \"if the client provided digest ... uses an unsupported algorithm, the registry SHOULD respond with a response code 400 Bad Request\"",
+    );
+    if r.status == 400 {
+        r.error(
+            &[400],
+            &["DIGEST_INVALID", "UNSUPPORTED"],
+            "an unsupported digest algorithm",
+        );
+        eprintln!("note: ?digest-algorithm=sha512 opened a session (202) whose sha512 close was refused (400); end-4c lets the POST itself fail with 400");
+        return;
+    }
+    let r = reg.get("GET the sha512 blob", &format!("/v2/{repo}/blobs/{digest}"));
+    r.status(200, "the sha512 blob is pullable")
+        .body_eq(&data, "the sha512 blob");
+    r.header_eq(
+        "Docker-Content-Digest",
+        &digest,
+        "\"If present, the value of this header MUST be a digest matching that of the response body.\"",
+    );
 }
 
 #[test]
@@ -1964,4 +2025,97 @@ fn management_04_deletion_disabled() {
         &format!("/v2/{repo}/blobs/{}", img.config.digest),
     )
     .status(200, "nothing was deleted");
+}
+
+// ===========================================================================
+// HTTP hygiene around early rejections
+// ===========================================================================
+
+/// Reads one HTTP/1.1 response (headers, then a Content-Length body) from `s`.
+fn read_raw_response(s: &mut std::net::TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("connection closed after {} header bytes", buf.len()),
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((head, body))
+}
+
+#[test]
+fn push_13_connection_reuse_after_a_rejected_chunk() {
+    // A PATCH answered 416 before its body is read leaves the body on a keep-alive connection.
+    // RFC 9112 §9.3: a server "MUST read the entire request message body or close the connection after
+    // sending its response"; if it closes, it must say so (Connection: close) or a client that reuses the
+    // pooled connection — as reqwest/Go/docker do — fails its next request (seen as hyper IncompleteMessage
+    // in push_03 when the race goes the wrong way).
+    use std::io::Write;
+    let reg = Registry::start();
+    let repo = "conformance/push-keepalive";
+    let loc = reg.start_upload(repo);
+    let chunk = rand_bytes(60, 256 * 1024);
+    let addr = format!(
+        "{}:{}",
+        reg.base.host_str().expect("host"),
+        reg.base.port().expect("port")
+    );
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let path = match loc.query() {
+        Some(q) => format!("{}?{q}", loc.path()),
+        None => loc.path().to_string(),
+    };
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Range: 1000-{}\r\nContent-Length: {}\r\n\r\n",
+        1000 + chunk.len() - 1,
+        chunk.len()
+    );
+    s.write_all(head.as_bytes())
+        .expect("write the request head");
+    // The server may answer before reading the body; a failed write then is fine.
+    let _ = s.write_all(&chunk);
+    let (resp_head, _) = read_raw_response(&mut s)
+        .unwrap_or_else(|e| panic!("raw out-of-order PATCH: no response: {e}"));
+    let status_line = resp_head.lines().next().unwrap_or("");
+    assert!(
+        status_line.contains(" 416"),
+        "raw out-of-order PATCH: expected 416, got {status_line:?}\n{resp_head}"
+    );
+    if resp_head.to_ascii_lowercase().contains("connection: close") {
+        return; // the server announced the close: conforming
+    }
+    // Keep-alive was implied: the connection must serve the next request.
+    let next = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let outcome = s
+        .write_all(next.as_bytes())
+        .and_then(|_| read_raw_response(&mut s));
+    match outcome {
+        Ok((h, _)) if h.starts_with("HTTP/1.1 200") => {}
+        Ok((h, _)) => panic!(
+            "after a 416 to a PATCH whose body was not consumed, the kept-alive connection answered the next request with:\n{h}\n(the unread chunk was parsed as the next request)"
+        ),
+        Err(e) => panic!(
+            "after a 416 to a PATCH (256 KiB body, no Connection: close in the response) the server dropped the connection before answering the next request on it: {e}\n  response to the PATCH:\n{resp_head}\n  RFC 9112 §9.3: read (drain) the body before answering, or send Connection: close with the 416; clients pool connections"
+        ),
+    }
 }

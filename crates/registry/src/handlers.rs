@@ -96,10 +96,18 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> 
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || header_str(req.headers(), header::CONTENT_LENGTH).is_some_and(|l| l.trim() != "0");
     let mut resp = match dispatch(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if has_body && resp.status().as_u16() >= 400 {
+        // The body may be unread: say the connection closes (RFC 9112
+        // section 9.3) so a client does not reuse it mid-body.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     if !state.quiet {

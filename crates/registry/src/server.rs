@@ -32,6 +32,9 @@ use crate::{Config, TlsFiles};
 /// How long shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// hyper's read buffer per connection: big, so uploads arrive in big chunks.
+const READ_BUF: usize = 1 << 20;
+
 /// Upload sessions older than this are removed at startup.
 const STALE_UPLOAD_SECS: u64 = 7 * 24 * 3600;
 
@@ -242,6 +245,7 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .max_buf_size(READ_BUF)
         .serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {

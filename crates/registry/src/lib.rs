@@ -27,6 +27,7 @@ use std::path::PathBuf;
 
 pub use error::RegistryError;
 pub use server::{Server, ServerHandle};
+pub use storage::{gc, REGISTRY_PIN};
 
 /// How the server is configured; build it with [`Config::new`] and set the
 /// optional fields.

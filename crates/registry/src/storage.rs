@@ -496,6 +496,61 @@ impl Registry {
     }
 }
 
+/// The pin (in the store's `pins.json`) that keeps the registry's blobs
+/// alive through a store GC.
+pub const REGISTRY_PIN: &str = "barge-registry";
+
+/// Garbage-collects a registry root: pins every blob linked into a
+/// repository or recorded as a manifest revision (so the store's own GC,
+/// which marks from `index.json` and pins, keeps them), then runs the
+/// store's GC, which removes every other blob, and drops upload sessions
+/// older than a day. Run it while no server writes to `root` (as with
+/// distribution's `garbage-collect`): a blob uploaded during the run may be
+/// removed.
+pub fn gc(root: &Path) -> Result<barge_image::store::GcReport, RegistryError> {
+    let reg = Registry::open(root)?;
+    let store_err = |source| RegistryError::Storage {
+        root: root.to_path_buf(),
+        source,
+    };
+    let mut digests = Vec::new();
+    let mut stack = vec![root.join("repositories")];
+    while let Some(dir) = stack.pop() {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    what: format!("list {}", dir.display()),
+                    source,
+                })
+            }
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !p.is_dir() {
+                continue;
+            }
+            if name == "_layers" || name == "revisions" {
+                for f in fs::read_dir(&p).into_iter().flatten().flatten() {
+                    if let Some(Ok(d)) = f.file_name().to_str().map(Digest::from_hex) {
+                        digests.push(d);
+                    }
+                }
+            } else if name != "_referrers" && name != "tags" {
+                stack.push(p);
+            }
+        }
+    }
+    digests.sort();
+    digests.dedup();
+    reg.store().pin(REGISTRY_PIN, &digests).map_err(store_err)?;
+    reg.purge_uploads(24 * 3600);
+    reg.store().gc(&|_| true).map_err(store_err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,6 +577,24 @@ mod tests {
         assert_eq!(r.catalog().unwrap(), vec!["a/b"]);
         r.delete_tags_of("a/b", &info.digest).unwrap();
         assert!(r.tags("a/b").unwrap().unwrap().is_empty());
+    }
+
+    #[test]
+    fn gc_keeps_linked_blobs_and_removes_unlinked_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let kept = r.store().write_blob_bytes(b"kept").unwrap().digest;
+        let manifest = r.store().write_blob_bytes(b"{}").unwrap().digest;
+        let gone = r.store().write_blob_bytes(b"gone").unwrap().digest;
+        r.link_blob("x/y", &kept).unwrap();
+        r.link_blob("x/y", &gone).unwrap();
+        r.put_revision("x", &manifest, "application/x").unwrap();
+        r.unlink_blob("x/y", &gone).unwrap();
+        let report = gc(dir.path()).unwrap();
+        assert_eq!(report.blobs_removed, vec![gone.clone()]);
+        assert!(r.store().has_blob(&kept));
+        assert!(r.store().has_blob(&manifest));
+        assert!(!r.store().has_blob(&gone));
     }
 
     #[test]

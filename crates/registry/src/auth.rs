@@ -402,6 +402,95 @@ mod tests {
         .unwrap()
     }
 
+    fn openssl(args: &[&str]) {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    }
+
+    #[test]
+    fn public_key_and_certificate_pems_verify_rs256_and_es256() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &p("ec.key"),
+        ]);
+        openssl(&["pkey", "-in", &p("ec.key"), "-pubout", "-out", &p("ec.pub")]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &p("rsa.key"),
+        ]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-key",
+            &p("rsa.key"),
+            "-subj",
+            "/CN=token",
+            "-days",
+            "1",
+            "-out",
+            &p("rsa.crt"),
+        ]);
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"iss":"iss","aud":"reg","exp":now+60,
+            "access":[{"type":"repository","name":"x","actions":["pull"]}]});
+        let scope = required_scope(&Method::GET, &Route::Tags("x".into()));
+        for (alg, key, public) in [
+            (Algorithm::ES256, "ec.key", "ec.pub"),
+            (Algorithm::RS256, "rsa.key", "rsa.crt"),
+        ] {
+            let pem = std::fs::read(p(key)).unwrap();
+            let enc = match alg {
+                Algorithm::ES256 => jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
+                _ => jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+            };
+            let token =
+                jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &enc).unwrap();
+            let t = TokenAuth::new(TokenConfig {
+                realm: "r".into(),
+                service: "reg".into(),
+                issuer: "iss".into(),
+                key: TokenKey::PublicKeyPem(std::fs::read(p(public)).unwrap()),
+            })
+            .unwrap();
+            let bearer = format!("Bearer {token}");
+            assert!(t.check(Some(&bearer), scope.as_ref()).is_ok(), "{alg:?}");
+            // An HS256 token must not pass with the public key as a secret.
+            let forged = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(&std::fs::read(p(public)).unwrap()),
+            )
+            .unwrap();
+            assert!(t
+                .check(Some(&format!("Bearer {forged}")), scope.as_ref())
+                .is_err());
+        }
+        let e = TokenAuth::new(TokenConfig {
+            realm: "r".into(),
+            service: "reg".into(),
+            issuer: "iss".into(),
+            key: TokenKey::PublicKeyPem(b"not a pem".to_vec()),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("public key"), "{e}");
+    }
+
     #[test]
     fn tokens_are_checked_for_issuer_audience_expiry_and_access() {
         let t = token_auth();

@@ -1120,7 +1120,14 @@ async fn patch_upload(state: &Arc<AppState>, req: Request<Body>, name: String, i
     }
     let lock = state.upload_lock(&id);
     let mut hash = lock.lock().await;
-    let size = upload_size(state, &name, &id).await?;
+    let size = match upload_size(state, &name, &id).await {
+        Ok(s) => s,
+        Err(e) => {
+            drop(hash);
+            state.forget_upload(&id);
+            return Err(e);
+        }
+    };
     let expected = check_content_range(req.headers(), &name, &id, size)?;
     let new_size = append(state, &mut hash, &id, size, req.into_body()).await?;
     if let Some(len) = expected {
@@ -1157,7 +1164,14 @@ async fn put_upload(state: &Arc<AppState>, req: Request<Body>, name: String, id:
     let query = parse_query(req.uri().query());
     let lock = state.upload_lock(&id);
     let mut hash = lock.lock().await;
-    let size = upload_size(state, &name, &id).await?;
+    let size = match upload_size(state, &name, &id).await {
+        Ok(s) => s,
+        Err(e) => {
+            drop(hash);
+            state.forget_upload(&id);
+            return Err(e);
+        }
+    };
     let Some(d) = query_get(&query, "digest") else {
         return Err(ApiError::new(
             Code::DigestInvalid,

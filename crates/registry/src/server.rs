@@ -35,8 +35,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// hyper's read buffer per connection: big, so uploads arrive in big chunks.
 const READ_BUF: usize = 1 << 20;
 
-/// Upload sessions older than this are removed at startup.
-const STALE_UPLOAD_SECS: u64 = 7 * 24 * 3600;
+/// Upload sessions untouched this long are removed (at startup and hourly).
+const STALE_UPLOAD_SECS: u64 = 24 * 3600;
+
+/// How long a client may take to send a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A bound, configured registry server, not yet serving.
 pub struct Server {
@@ -188,10 +191,16 @@ impl Server {
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
+        let mut purge = tokio::time::interval(Duration::from_secs(3600));
+        purge.tick().await;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = purge.tick() => {
+                    let state = self.state.clone();
+                    tokio::task::spawn_blocking(move || state.reg.purge_uploads(STALE_UPLOAD_SECS));
+                }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 acc = listener.accept() => {
                     let (tcp, _peer) = match acc {
@@ -246,6 +255,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .max_buf_size(READ_BUF)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {

@@ -479,17 +479,25 @@ impl Registry {
         Ok(size)
     }
 
-    /// Removes upload sessions older than `max_age_secs`.
+    /// Removes upload sessions not written to for `max_age_secs`.
     pub fn purge_uploads(&self, max_age_secs: u64) {
         let Ok(rd) = fs::read_dir(self.root.join("uploads")) else {
             return;
         };
         let now = unix_now();
         for e in rd.flatten() {
-            let started = fs::read_to_string(e.path().join("info"))
+            // The last write to the data, else the start of the session.
+            let touched = fs::metadata(e.path().join("data"))
+                .and_then(|m| m.modified())
                 .ok()
-                .and_then(|s| s.lines().nth(1).and_then(|l| l.parse::<u64>().ok()));
-            if started.is_some_and(|t| now.saturating_sub(t) > max_age_secs) {
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .or_else(|| {
+                    fs::read_to_string(e.path().join("info"))
+                        .ok()
+                        .and_then(|s| s.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
+                });
+            if touched.is_some_and(|t| now.saturating_sub(t) > max_age_secs) {
                 let _ = fs::remove_dir_all(e.path());
             }
         }

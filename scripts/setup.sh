@@ -33,6 +33,7 @@ PACKAGES=(
 	tmux bsdutils util-linux procps iproute2 iptables kmod
 	tar gzip zstd ca-certificates git bats
 	tini
+	docker-registry apache2-utils openssl curl
 )
 
 echo "==> installing Debian packages: ${PACKAGES[*]}"

@@ -219,7 +219,7 @@ pub struct CreateFlags {
     /// Platform (only this host's)
     #[arg(long)]
     pub platform: Option<String>,
-    /// Pull image before running ("missing", "never"; images come from load/import)
+    /// Pull image before running ("missing", "always", "never")
     #[arg(long)]
     pub pull: Option<String>,
     /// Suppress the pull output
@@ -491,9 +491,46 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
 
 // ----------------------------------------------------------------- create
 
+/// Docker's `--pull` policy: pull when the image is missing (default),
+/// always, or never.
+fn ensure_image(store: &barge_image::store::Store, f: &CreateFlags) -> Result<()> {
+    let policy = f.pull.as_deref().unwrap_or("missing");
+    let missing = || {
+        matches!(
+            store.resolve(&f.image),
+            Err(barge_image::store::StoreError::ImageNotFound { .. })
+        )
+    };
+    let pull = match policy {
+        "always" => true,
+        "missing" => missing(),
+        "never" => false,
+        other => bail!(
+            "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+        ),
+    };
+    if !pull {
+        return Ok(());
+    }
+    if policy == "missing" && !f.quiet {
+        eprintln!("Unable to find image '{}' locally", f.image);
+    }
+    {
+        crate::registry::pull_for_run(
+            store,
+            &f.image,
+            &crate::registry::ClientFlags::default(),
+            f.platform.as_deref(),
+            f.quiet,
+        )?;
+    }
+    Ok(())
+}
+
 pub fn create(root: &Path, f: &CreateFlags) -> Result<i32> {
     let (engine, store) = open(root).map_err(|e| with_code(125, e))?;
     let req = build_request(f, true).map_err(|e| with_code(125, e))?;
+    ensure_image(&store, f).map_err(|e| with_code(125, e))?;
     let rec = lifecycle::create(&engine, &store, req).map_err(exit_err)?;
     println!("{}", rec.id);
     Ok(0)
@@ -503,6 +540,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     let (engine, store) = open(root).map_err(|e| with_code(125, e))?;
     let f = &a.flags;
     let req = build_request(f, a.detach).map_err(|e| with_code(125, e))?;
+    ensure_image(&store, f).map_err(|e| with_code(125, e))?;
     let detach_keys = match &a.detach_keys {
         Some(k) => barge_engine::attach::parse_detach_keys(k).map_err(exit_err)?,
         None => vec![16, 17],

@@ -16,6 +16,7 @@ mod fscmds;
 mod human;
 mod images;
 mod monitoring;
+mod registry;
 
 use std::path::PathBuf;
 
@@ -146,6 +147,19 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Run a registry (the OCI distribution API)
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Manage Barge
     System {
         #[command(subcommand)]
@@ -231,9 +245,19 @@ pub enum ImageCommand {
     History(images::HistoryArgs),
     /// Mount an image's root filesystem read-only and print where
     Mount { image: String },
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Unmount an image mounted with `image mount`
     #[command(alias = "umount")]
     Unmount { image: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution API (pull, push, discovery, deletion)
+    Serve(registry::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,6 +369,19 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             images,
         } => images::save(&store()?, output.as_deref(), format, images),
         Command::Load { input, quiet } => images::load(&store()?, input.as_deref(), *quiet),
+        Command::Pull(a)
+        | Command::Image {
+            command: ImageCommand::Pull(a),
+        } => registry::pull(root, a),
+        Command::Push(a)
+        | Command::Image {
+            command: ImageCommand::Push(a),
+        } => registry::push(root, a),
+        Command::Login(a) => registry::login(a),
+        Command::Logout(a) => registry::logout(a),
+        Command::Registry {
+            command: RegistryCommand::Serve(a),
+        } => registry::serve(root, a),
         Command::System {
             command: SystemCommand::Df,
         } => images::system_df(&store()?),

@@ -29,7 +29,7 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long = "no-cache")]
     pub no_cache: bool,
-    /// Always attempt to pull a newer version of the image (no registry yet: images are local)
+    /// Always attempt to pull a newer version of the base images
     #[arg(long)]
     pub pull: bool,
     /// Images to consider as cache sources (local images)
@@ -180,6 +180,8 @@ pub fn build(root: &Path, a: &BuildArgs) -> Result<i32> {
         runtime: a.runtime.clone(),
         secrets,
         cache_from: a.cache_from.clone(),
+        pull: Some(crate::registry::build_pull_hook(root)),
+        always_pull: a.pull,
     };
     let quiet = a.quiet || a.progress == "quiet";
     let progress = Progress::new(Box::new(std::io::stderr()), quiet);

@@ -219,6 +219,26 @@ pub fn pull_for_run(
     Ok(())
 }
 
+/// The hook `barge build` calls for a `FROM` image it does not have (or
+/// for every base image with `--pull`): a quiet pull into the same store.
+pub fn build_pull_hook(root: &Path) -> barge_build::builder::PullHook {
+    let root = root.to_path_buf();
+    barge_build::builder::PullHook(Arc::new(move |image: &str| {
+        let store = open_store(&root).map_err(|e| format!("{e:#}"))?;
+        let a = PullArgs {
+            quiet: true,
+            platform: None,
+            verify_digest: false,
+            max_concurrent: 3,
+            client: ClientFlags::default(),
+            image: image.to_string(),
+        };
+        pull_image(&store, image, &a, None)
+            .map(|_| ())
+            .map_err(|e| format!("pull {image}: {e:#}"))
+    }))
+}
+
 /// Pulls with Docker's output through `printer` (none: quiet); returns the
 /// normalised reference.
 fn pull_image(

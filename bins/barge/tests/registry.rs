@@ -793,6 +793,28 @@ fn run_pulls_a_missing_image_and_pull_policy() {
     let o = e.run(&["run", "--rm", "--pull", "sometimes", &r, "true"]);
     assert_eq!(o.code, 125, "{o}");
     assert!(o.stderr.contains("invalid pull option"), "{o}");
+
+    // `build` pulls a FROM image it does not have.
+    let b = Empty::new();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {r}\nRUN echo built-on-pulled > /x\n"),
+    )
+    .unwrap();
+    let o = b.run(&[
+        "build",
+        "-q",
+        "-t",
+        "on-pulled",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "on-pulled", "cat", "/x"]).trim(),
+        "built-on-pulled"
+    );
+    assert_eq!(ids(b.root(), &r), ids(src.root(), "busybox"));
 }
 
 #[test]

@@ -60,6 +60,21 @@ pub struct BuildOptions {
     /// `--secret id=ID,src=PATH`: files `RUN --mount=type=secret` can read
     /// (never stored in a layer or the cache key).
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Fetches a base image that is not in the store (`FROM` of a registry
+    /// image), or every base image with `--pull`; `None`: local images only.
+    pub pull: Option<PullHook>,
+    /// `--pull`: fetch base images even when they are in the store.
+    pub always_pull: bool,
+}
+
+/// See [`BuildOptions::pull`]: given a reference, puts it into the store.
+#[derive(Clone)]
+pub struct PullHook(pub std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for PullHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PullHook")
+    }
 }
 
 /// Where progress goes: BuildKit's plain format, `#N ...` lines.
@@ -468,6 +483,19 @@ impl<'a> Builder<'a> {
                 BuildError::Other(format!("stage {base} is used before it was built"))
             })?;
             return Ok((prev.image.clone(), prev.key.clone()));
+        }
+        if let Some(pull) = &self.opts.pull {
+            let missing = matches!(
+                self.store.resolve(&base),
+                Err(barge_image::store::StoreError::ImageNotFound { .. })
+            );
+            if missing || (self.opts.always_pull && !base.starts_with("sha256:")) {
+                (pull.0)(&base).map_err(|message| BuildError::Step {
+                    line: st.line,
+                    instruction: format!("FROM {base}"),
+                    message,
+                })?;
+            }
         }
         let img = self.store.resolve(&base).map_err(|e| BuildError::Step {
             line: st.line,

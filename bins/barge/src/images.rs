@@ -224,7 +224,7 @@ fn image_rows(store: &Store, a: &ListArgs) -> Result<Vec<Value>> {
                 "ID": short_id(&img.config_digest, a.no_trunc),
                 "Repository": repo,
                 "Tag": tag,
-                "Digest": img.manifest_digest.to_string(),
+                "Digest": img.target_digest.to_string(),
                 "CreatedSince": if secs > 0 { human::since(now - secs) } else { "N/A".into() },
                 "CreatedAt": img.created.clone().unwrap_or_default(),
                 "Size": human::size(img.size),
@@ -428,7 +428,8 @@ pub fn inspect_value(store: &Store, name: &str) -> Result<Value> {
     let repo_digests: Vec<String> = img
         .names
         .iter()
-        .map(|n| format!("{}@{}", repo_tag(n).0, img.manifest_digest))
+        // The registry's digest: the index's for a multi-platform image.
+        .map(|n| format!("{}@{}", repo_tag(n).0, img.target.digest()))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();

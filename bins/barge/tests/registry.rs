@@ -253,6 +253,13 @@ fn push_to_docker_registry_and_pull_back() {
             && o.stdout.contains("v1: digest: sha256:"),
         "docker-like push output: {o}"
     );
+    let pushed = o
+        .stdout
+        .split("digest: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
     // The registry has it, under the tag.
     let (code, body) = http_get(&reg.addr, "/v2/barge-test/bb/tags/list", None).unwrap();
     assert_eq!(code, 200, "{body}");
@@ -269,6 +276,9 @@ fn push_to_docker_registry_and_pull_back() {
         assert!(o.stdout.contains("Pull complete"), "{o}");
         assert!(o.stdout.contains("Status: Downloaded newer image"), "{o}");
         assert_eq!(ids(e.root(), d), ids(src.root(), "busybox"), "{d}");
+        // The registry's manifest digest is the image's repo digest.
+        let rd = e.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", d]);
+        assert!(rd.contains(&format!("@{pushed}")), "{rd} lacks {pushed}");
         let hi = e.ok(&["run", "--rm", d, "echo", "pulled"]);
         assert_eq!(hi.trim(), "pulled");
         // Pulling again changes nothing.
@@ -830,8 +840,34 @@ fn pull_errors_are_clear_and_change_nothing() {
     let o = e.run(&["pull", "--verify-digest", &format!("{}/x/y:1", reg.addr)]);
     assert_ne!(o.code, 0, "{o}");
     assert!(o.stderr.contains("digest"), "{o}");
+    // A policy requiring digest pins for this registry.
+    let src = Env::new();
+    let r = format!("{}/pinned/bb:1", reg.addr);
+    let pushed = src.ok(&["push", "busybox", &r]);
+    let digest = pushed
+        .split("digest: ")
+        .nth(1)
+        .and_then(|x| x.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let conf = e.root().join("policy.json");
+    std::fs::write(
+        &conf,
+        serde_json::json!({"require-digest": [reg.addr]}).to_string(),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let o = e.run(&["pull", "--registries-config", conf_s, &r]);
+    assert_ne!(
+        o.code, 0,
+        "unpinned pull allowed by a require-digest policy: {o}"
+    );
+    assert!(o.stderr.contains("digest"), "{o}");
     // Nothing is listed after the failures.
     let list = e.ok(&["images", "-q"]);
     assert!(list.trim().is_empty(), "{list}");
     e.ok(&["system", "check"]);
+    let pinned = format!("{}/pinned/bb@{digest}", reg.addr);
+    e.ok(&["pull", "-q", "--registries-config", conf_s, &pinned]);
+    assert_eq!(ids(e.root(), &pinned), ids(src.root(), "busybox"));
 }

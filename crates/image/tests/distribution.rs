@@ -285,16 +285,14 @@ async fn handler(State(st): State<St>, req: Request) -> Response {
                 return r;
             }
         }
-        Some(Auth::Bearer(..)) => {
-            if authz != "Bearer tok-123" {
-                let mut r = err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
-                let v = format!(
-                    "Bearer realm=\"http://{host}/token\",service=\"fake, registry\",scope=\"repository:x:pull\""
-                );
-                r.headers_mut()
-                    .insert("www-authenticate", HeaderValue::from_str(&v).unwrap());
-                return r;
-            }
+        Some(Auth::Bearer(..)) if authz != "Bearer tok-123" => {
+            let mut r = err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+            let v = format!(
+                "Bearer realm=\"http://{host}/token\",service=\"fake, registry\",scope=\"repository:x:pull\""
+            );
+            r.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_str(&v).unwrap());
+            return r;
         }
         _ => {}
     }
@@ -857,4 +855,52 @@ fn push_monolithic_and_chunked_then_pull_back() {
     // Default destination: the image's own name.
     let rep = push(&store2, &dest3, None, &opts(), &PushOptions::default()).unwrap();
     assert_eq!(rep.reference, dest3);
+}
+
+#[test]
+fn mirrors_default_registry_and_require_digest() {
+    let fake = Fake::start();
+    let img = simple_image(false, "m");
+    fake.add("m", &img);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // A mirror for a registry that does not exist: the mirror serves it,
+    // the local name stays the registry's.
+    let mut o = opts();
+    o.config.mirrors.insert(
+        "registry.invalid:5000".into(),
+        vec![
+            "http://127.0.0.1:1".into(),
+            format!("http://{}", fake.host()),
+        ],
+    );
+    o.retries = 0;
+    let r = "registry.invalid:5000/team/app:m";
+    let rep = pull(&store, r, &o, &PullOptions::default()).unwrap();
+    assert_eq!(rep.reference, r);
+    assert!(store.resolve(r).is_ok());
+    // default-registry: docker.io names fetched from it, named docker.io.
+    let mut o = opts();
+    o.config.default_registry = Some(fake.host());
+    let rep = pull(&store, "team/app:m", &o, &PullOptions::default()).unwrap();
+    assert_eq!(rep.reference, "docker.io/team/app:m");
+    assert!(store.resolve("team/app:m").is_ok());
+    // require-digest.
+    let mut o = opts();
+    o.config.require_digest = vec![fake.host()];
+    let e = pull(
+        &store,
+        &format!("{}/team/app:m", fake.host()),
+        &o,
+        &PullOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, DistError::DigestRequired { .. }), "{e}");
+    pull(
+        &store,
+        &format!("{}/team/app@{}", fake.host(), img.digest),
+        &o,
+        &PullOptions::default(),
+    )
+    .unwrap();
 }

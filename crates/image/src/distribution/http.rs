@@ -38,7 +38,6 @@ pub(crate) enum Challenge {
 struct AuthState {
     challenge: Challenge,
     tokens: HashMap<String, (String, Instant)>,
-    basic_failed: bool,
 }
 
 /// A connected registry endpoint.
@@ -203,7 +202,6 @@ impl Registry {
                         state: Mutex::new(AuthState {
                             challenge,
                             tokens: HashMap::new(),
-                            basic_failed: false,
                         }),
                     });
                 }
@@ -442,8 +440,6 @@ impl Registry {
                 let mut reason = detail;
                 if self.creds.is_none() {
                     reason.push_str(" (no credentials were sent)");
-                } else if let Ok(mut s) = self.state.lock() {
-                    s.basic_failed = true;
                 }
                 return Err(self.unauthorized(&scopes.join(" "), reason));
             }

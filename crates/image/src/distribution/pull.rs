@@ -236,7 +236,6 @@ async fn pull_async(
                     ingest: ing,
                     digest,
                     size,
-                    fetched: false,
                 })
             }));
             continue;
@@ -287,7 +286,6 @@ async fn pull_async(
         }
         store.commit_layer(d.ingest)?;
         recorded.push(d.digest.clone());
-        let _ = d.fetched;
     }
     store.write_blob(&config_data[..], Some(&config_digest), Some(cdesc.size()))?;
     if let Some(c) = &child {
@@ -328,7 +326,6 @@ struct LayerDone {
     ingest: LayerIngest,
     digest: Digest,
     size: u64,
-    fetched: bool,
 }
 
 #[derive(Clone)]
@@ -449,15 +446,28 @@ async fn fetch_layer(
         let res = layer::apply(&mut tee, &ingest.diff_path(), &apply_opts());
         // The tar may end before the blob does (padding): take the rest too
         // (also after a failure, so that a corrupt blob is reported as such).
-        let drained = io::copy(&mut tee, &mut io::sink());
+        let mut drained = io::copy(&mut tee, &mut io::sink());
         drop(tee);
+        // fsync here, in parallel with the other layers, not at commit.
+        if res.is_ok() && drained.is_ok() {
+            if let Err(e) = blob.sync() {
+                drained = Err(io::Error::other(e.to_string()));
+            }
+        }
         (res, drained, blob, ingest)
     });
     let dl = download(&ctx, &digest, size, tx).await;
     let (res, drained, blob, ingest) = unpack
         .await
         .map_err(|e| DistError::Other(format!("the unpacking thread failed: {e}")))?;
-    dl?;
+    if let Err(e) = dl {
+        // The unpacker stopping first (a write error) is reported as itself.
+        let unpacker_stopped =
+            matches!(&e, DistError::Other(s) if s.starts_with("unpacking layer"));
+        if !unpacker_stopped || (drained.is_ok() && res.is_ok()) {
+            return Err(e);
+        }
+    }
     if let (Err(e), Ok(_)) = (&drained, &res) {
         return Err(DistError::Io {
             what: format!("store layer blob {digest}: {e}"),
@@ -501,7 +511,6 @@ async fn fetch_layer(
         ingest,
         digest,
         size,
-        fetched: true,
     })
 }
 

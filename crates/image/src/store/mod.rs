@@ -347,8 +347,9 @@ pub struct BlobWriter {
     file: Option<io::BufWriter<File>>,
     guard: TempGuard,
     tmp: PathBuf,
-    hasher: Sha256,
+    hasher: ring::digest::Context,
     size: u64,
+    synced: bool,
 }
 
 impl std::fmt::Debug for BlobWriter {
@@ -369,6 +370,7 @@ impl Write for BlobWriter {
         let n = f.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
+        self.synced = false;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -387,8 +389,20 @@ impl BlobWriter {
 
     /// The digest of the bytes written so far.
     pub fn digest(&self) -> Digest {
-        Digest::from_hex(&hex::encode(self.hasher.clone().finalize()))
+        Digest::from_hex(&hex::encode(self.hasher.clone().finish()))
             .unwrap_or_else(|_| Digest::of_bytes(b""))
+    }
+
+    /// Flushes and fsyncs the temp file now (so that [`BlobWriter::commit`]
+    /// only renames): lets several blobs be synced in parallel.
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.flush()
+                .and_then(|_| f.get_ref().sync_all())
+                .map_err(io_err(format!("fsync {}", self.tmp.display())))?;
+            self.synced = true;
+        }
+        Ok(())
     }
 
     /// Checks the data written against `expected` and `expected_size`
@@ -432,8 +446,10 @@ impl BlobWriter {
         if dest.is_file() {
             return Ok(info);
         }
-        file.sync_all()
-            .map_err(io_err(format!("fsync {}", self.tmp.display())))?;
+        if !self.synced {
+            file.sync_all()
+                .map_err(io_err(format!("fsync {}", self.tmp.display())))?;
+        }
         drop(file);
         fs::rename(&self.tmp, &dest).map_err(io_err(format!(
             "rename {} to {}",
@@ -777,8 +793,9 @@ impl Store {
             file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
             guard: TempGuard(Some(tmp.clone())),
             tmp,
-            hasher: Sha256::new(),
+            hasher: ring::digest::Context::new(&ring::digest::SHA256),
             size: 0,
+            synced: false,
         })
     }
 

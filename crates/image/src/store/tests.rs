@@ -1151,6 +1151,7 @@ fn blob_writer_commits_only_verified_data() {
     let mut w = store.begin_blob().unwrap();
     w.write_all(&data[..5]).unwrap();
     w.write_all(&data[5..]).unwrap();
+    w.sync().unwrap();
     assert_eq!(w.digest(), want);
     w.verify(&want, data.len() as u64).unwrap();
     let info = w.commit(&want, data.len() as u64).unwrap();

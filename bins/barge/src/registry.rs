@@ -538,6 +538,7 @@ struct Printer {
     to_stderr: bool,
     state: Mutex<Vec<(String, ProgressBar)>>,
     last: Mutex<HashMap<String, &'static str>>,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Printer {
@@ -560,11 +561,13 @@ impl Printer {
             to_stderr,
             state: Mutex::new(Vec::new()),
             last: Mutex::new(HashMap::new()),
+            finished: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn line(&self, s: &str) {
-        if let Some(m) = &self.bars {
+        let live = !self.finished.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(m) = self.bars.as_ref().filter(|_| live) {
             let _ = m.println(s);
         } else if self.to_stderr {
             eprintln!("{s}");
@@ -621,35 +624,33 @@ impl Printer {
     fn done(&self, id: &str, what: &'static str) {
         match self.bar(id) {
             Some(b) => {
-                b.set_message(what);
-                b.finish();
+                b.set_style(
+                    ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.finish_with_message(what);
             }
             None => self.status(id, what),
         }
     }
 
+    /// Freezes the bars as they are (each layer's last state stays on
+    /// screen, as Docker leaves it) and stops drawing, so later lines go
+    /// below them.
     fn finish(&self) {
         let Some(m) = &self.bars else {
             return;
         };
-        let Ok(st) = self.state.lock() else {
-            return;
-        };
-        for (_, b) in st.iter() {
-            if !b.is_finished() {
-                b.abandon();
+        if let Ok(st) = self.state.lock() {
+            for (_, b) in st.iter() {
+                if !b.is_finished() {
+                    b.abandon();
+                }
             }
         }
-        let _ = m.clear();
-        // Leave each layer's final state on screen, in order, as Docker does.
-        for (id, b) in st.iter() {
-            let line = format!("{id}: {}", b.message());
-            if self.to_stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-        }
+        m.set_draw_target(ProgressDrawTarget::hidden());
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -681,8 +682,11 @@ impl Progress for Printer {
                 let msg: &'static str = "Mounted from";
                 match self.bar(id) {
                     Some(b) => {
-                        b.set_message(format!("{msg} {from}"));
-                        b.finish();
+                        b.set_style(
+                            ProgressStyle::with_template("{prefix}: {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        b.finish_with_message(format!("{msg} {from}"));
                     }
                     None => self.line(&format!("{id}: {msg} {from}")),
                 }

@@ -67,9 +67,12 @@ pub struct BuildOptions {
     pub always_pull: bool,
 }
 
-/// See [`BuildOptions::pull`]: given a reference, puts it into the store.
+/// A function that puts the image a reference names into the store.
+pub type PullFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// See [`BuildOptions::pull`].
 #[derive(Clone)]
-pub struct PullHook(pub std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+pub struct PullHook(pub std::sync::Arc<PullFn>);
 
 impl std::fmt::Debug for PullHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -754,6 +754,15 @@ impl Drop for RealRegistry {
 }
 
 fn start_registry() -> Option<RealRegistry> {
+    start_registry_with("")
+}
+
+fn start_registry_with(http_extra: &str) -> Option<RealRegistry> {
+    let http_extra = if http_extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {http_extra}")
+    };
     let bin = Path::new("/usr/bin/docker-registry");
     if !bin.exists() {
         eprintln!("docker-registry not installed; skipping");
@@ -768,7 +777,7 @@ fn start_registry() -> Option<RealRegistry> {
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}{http_extra}}}\n",
             dir.path().join("data").display()
         ),
     )
@@ -903,4 +912,174 @@ fn mirrors_default_registry_and_require_digest() {
         &PullOptions::default(),
     )
     .unwrap();
+}
+
+#[test]
+fn blob_present_but_not_unpacked_is_unpacked_from_the_store() {
+    let fake = Fake::start();
+    let img = simple_image(false, "u");
+    fake.add("u", &img);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let r = format!("{}/a/b:u", fake.host());
+    pull(&store, &r, &opts(), &PullOptions::default()).unwrap();
+    let chains = chains_of(&store, &img);
+    std::fs::remove_dir_all(store.layer_dir(&chains[1]).unwrap()).unwrap();
+    let served_before = fake.log().len();
+    let rep = pull(&store, &r, &opts(), &PullOptions::default()).unwrap();
+    assert_eq!(rep.layers_fetched, 0);
+    assert!(store.has_layer(&chains[1]));
+    // Only the manifest and config were fetched again, no layer blob.
+    let blob_gets = fake.log()[served_before..]
+        .iter()
+        .filter(|(_, p, _)| img.layer_digests.iter().any(|d| p.ends_with(d.as_str())))
+        .count();
+    assert_eq!(blob_gets, 0);
+}
+
+/// openssl: a CA and a certificate for 127.0.0.1 signed by it.
+fn make_certs(dir: &Path) -> bool {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=barge test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ])
+}
+
+#[test]
+fn tls_registry_with_certs_dir_and_tls_verify() {
+    if !Path::new("/usr/bin/docker-registry").exists() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    if !make_certs(certs.path()) {
+        eprintln!("openssl not usable; skipping");
+        return;
+    }
+    let Some(reg) = start_registry_with(&format!(
+        "tls: {{certificate: {}, key: {}}}",
+        certs.path().join("srv.crt").display(),
+        certs.path().join("srv.key").display()
+    )) else {
+        return;
+    };
+    let host = format!("127.0.0.1:{}", reg.port);
+    // An image to push: pulled from the fake first.
+    let fake = Fake::start();
+    let img = simple_image(false, "tls");
+    fake.add("tls", &img);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let src = format!("{}/a/b:tls", fake.host());
+    pull(&store, &src, &opts(), &PullOptions::default()).unwrap();
+    let dest = format!("{host}/tls/img:1");
+    // Verification demanded, CA unknown: a clear TLS error.
+    let mut strict = opts();
+    strict.tls_verify = Some(true);
+    strict.config.cert_dirs = vec![certs.path().join("none")];
+    let e = push(&store, &src, Some(&dest), &strict, &PushOptions::default()).unwrap_err();
+    assert!(matches!(e, DistError::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("--tls-verify=false"), "{e}");
+    // The CA in certs.d/<host>/ca.crt: verified TLS works.
+    let cd = certs.path().join("certs.d");
+    std::fs::create_dir_all(cd.join(&host)).unwrap();
+    std::fs::copy(certs.path().join("ca.crt"), cd.join(&host).join("ca.crt")).unwrap();
+    strict.config.cert_dirs = vec![cd];
+    let rep = push(&store, &src, Some(&dest), &strict, &PushOptions::default()).unwrap();
+    assert_eq!(rep.digest.to_string(), img.digest);
+    // Loopback is insecure by default: no CA needed.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path()).unwrap();
+    let rep = pull(&store2, &dest, &opts(), &PullOptions::default()).unwrap();
+    assert_eq!(rep.digest.to_string(), img.digest);
+}
+
+#[test]
+fn push_of_an_index_image_with_absent_platforms_pushes_the_platform_manifest() {
+    let Some(reg) = start_registry() else {
+        return;
+    };
+    let fake = Fake::start();
+    let amd = make_image(false, "amd64", &[tar_of(&[("arch", b"amd64")])]);
+    let arm = make_image(false, "arm64", &[tar_of(&[("arch", b"arm64")])]);
+    fake.add(&amd.digest.clone(), &amd);
+    fake.add(&arm.digest.clone(), &arm);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": amd.manifest_type, "digest": amd.digest, "size": amd.manifest.len(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": arm.manifest_type, "digest": arm.digest, "size": arm.manifest.len(),
+             "platform": {"os": "linux", "architecture": "arm64"}},
+        ]
+    }))
+    .unwrap();
+    fake.add_manifest("multi", index, "application/vnd.oci.image.index.v1+json");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let src = format!("{}/m/i:multi", fake.host());
+    let popts = PullOptions {
+        platform: Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None,
+        },
+        verify_digest: false,
+    };
+    pull(&store, &src, &opts(), &popts).unwrap();
+    let dest = format!("127.0.0.1:{}/multi/img:1", reg.port);
+    let rep = push(&store, &src, Some(&dest), &opts(), &PushOptions::default()).unwrap();
+    assert_eq!(rep.digest.to_string(), arm.digest);
+    assert!(rep.note.is_some());
 }

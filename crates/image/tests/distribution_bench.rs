@@ -142,6 +142,14 @@ fn host_layers(n: usize, each: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// user+system CPU of this process, in ms.
+fn cpu_ms() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
+}
+
 #[test]
 #[ignore]
 fn bench_against_skopeo() {
@@ -231,6 +239,57 @@ fn bench_against_skopeo() {
     )
     .unwrap();
     eprintln!("  apply of one layer from the store: {:?}", t.elapsed());
+    let ls: Vec<Digest> = img
+        .manifest
+        .layers()
+        .iter()
+        .map(|l| Digest::try_from(l.digest()).unwrap())
+        .collect();
+    let c0 = cpu_ms();
+    let t = Instant::now();
+    for (i, l) in ls.iter().enumerate() {
+        let target = tmp.path().join(format!("apply-serial-{i}"));
+        std::fs::create_dir_all(&target).unwrap();
+        let t1 = Instant::now();
+        let st = barge_image::layer::apply(
+            dst.open_blob(l).unwrap(),
+            &target,
+            &barge_image::layer::ApplyOptions::default(),
+        )
+        .unwrap();
+        eprintln!(
+            "    layer {i}: {} entries in {:?}",
+            st.entries,
+            t1.elapsed()
+        );
+    }
+    eprintln!(
+        "  serial apply of all layers: {:?} (cpu {} ms)",
+        t.elapsed(),
+        cpu_ms() - c0
+    );
+    let c1 = cpu_ms();
+    let t = Instant::now();
+    std::thread::scope(|sc| {
+        for (i, l) in ls.iter().enumerate() {
+            let dst = &dst;
+            let target = tmp.path().join(format!("apply-par-{i}"));
+            sc.spawn(move || {
+                std::fs::create_dir_all(&target).unwrap();
+                barge_image::layer::apply(
+                    dst.open_blob(l).unwrap(),
+                    &target,
+                    &barge_image::layer::ApplyOptions::default(),
+                )
+                .unwrap();
+            });
+        }
+    });
+    eprintln!(
+        "  parallel apply of all layers: {:?} (cpu {} ms)",
+        t.elapsed(),
+        cpu_ms() - c1
+    );
     let t = Instant::now();
     let data = std::fs::read(dst.blob_path(&l0)).unwrap();
     let _ = Digest::of_bytes(&data);
@@ -280,6 +339,53 @@ fn bench_against_skopeo() {
     )
     .unwrap();
     eprintln!("barge push (fresh repo): {:?}", t.elapsed());
-    drop(reg);
     drop(reg2);
+
+    // Alternating rounds, each to an empty registry.
+    for round in 0..3 {
+        let t3 = tempfile::tempdir().unwrap();
+        let r3 = start_registry(t3.path());
+        let h3 = format!("127.0.0.1:{}", r3.port);
+        let t = Instant::now();
+        push(
+            &src2,
+            &name,
+            Some(&format!("{h3}/bench/img:v1")),
+            &opts,
+            &PushOptions::default(),
+        )
+        .unwrap();
+        let b = t.elapsed();
+        drop(r3);
+        let t4 = tempfile::tempdir().unwrap();
+        let r4 = start_registry(t4.path());
+        let h4 = format!("127.0.0.1:{}", r4.port);
+        let t = Instant::now();
+        let st = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:bench", sk.display()))
+            .arg(format!("docker://{h4}/bench/img:v1"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let k = t.elapsed();
+        drop(r4);
+        // And pulls into empty stores / dirs.
+        let t5 = tempfile::tempdir().unwrap();
+        let d5 = Store::open(t5.path()).unwrap();
+        let t = Instant::now();
+        pull(&d5, &name, &opts, &PullOptions::default()).unwrap();
+        let bp = t.elapsed();
+        let t = Instant::now();
+        let st = Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{name}"))
+            .arg(format!("oci:{}:bench", t5.path().join("sk").display()))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let kp = t.elapsed();
+        eprintln!("round {round}: push barge {b:?} skopeo {k:?} | pull barge {bp:?} skopeo {kp:?}");
+    }
+    drop(reg);
 }

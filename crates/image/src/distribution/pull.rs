@@ -3,7 +3,7 @@
 //! committed to the store only once all of it is verified.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use oci_spec::image::{Descriptor, MediaType};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::StatusCode;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::layer::{self, ApplyOptions, WhiteoutMode};
 use crate::store::{
@@ -210,7 +210,15 @@ async fn pull_async(
     let _lock = store.lock_shared()?;
 
     // Layers.
+    // Downloads are limited to max_concurrent; unpacking, which follows
+    // each download through its blob file, to that plus the CPU count, so
+    // that a layer slow to unpack (many small files) never holds a download
+    // slot.
     let sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let unpack_sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1) + cpus));
     let mut jobs = Vec::new();
     let mut present = 0usize;
     let mut fetched = 0usize;
@@ -251,12 +259,15 @@ async fn pull_async(
             opts: opts.clone(),
         };
         let sem = sem.clone();
+        let unpack_sem = unpack_sem.clone();
         jobs.push(tokio::spawn(async move {
-            let _permit = sem
-                .acquire_owned()
-                .await
-                .map_err(|_| DistError::Other("download queue closed".into()))?;
-            fetch_layer(ctx, store, digest, size, chain, diff_id).await
+            let job = LayerJob {
+                digest,
+                size,
+                chain,
+                diff_id,
+            };
+            fetch_layer(ctx, store, job, sem, unpack_sem).await
         }));
     }
     let mut done = Vec::new();
@@ -367,47 +378,78 @@ fn unpack_from_store(
     Ok(ingest)
 }
 
-/// Reads the download channel as a `Read`.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
-    cur: Bytes,
+/// How far the download has written the blob file, and how it ended.
+#[derive(Default)]
+struct Fill {
+    written: u64,
+    done: Option<Result<(), String>>,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(io::Error::other(e)),
-                None => return Ok(0),
-            }
+/// Shared between a download and the unpacker following it.
+#[derive(Default)]
+struct Follow {
+    fill: Mutex<Fill>,
+    cv: Condvar,
+}
+
+impl Follow {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Fill> {
+        match self.fill.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
+    }
+    fn advance(&self, n: u64) {
+        self.lock().written += n;
+        self.cv.notify_all();
+    }
+    fn finish(&self, r: Result<(), String>) {
+        self.lock().done = Some(r);
+        self.cv.notify_all();
     }
 }
 
-/// Passes what it reads through into the blob writer.
-struct Tee<'a> {
-    inner: ChannelReader,
-    blob: &'a mut BlobWriter,
+/// Reads the blob file while the download is still writing it.
+struct FollowReader {
+    file: std::fs::File,
+    pos: u64,
+    follow: Arc<Follow>,
     id: String,
     total: u64,
-    opts: &'a ClientOptions,
+    opts: ClientOptions,
     last: Instant,
 }
 
-impl Read for Tee<'_> {
+impl Read for FollowReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.blob.write_all(&buf[..n])?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let avail = {
+            let mut g = self.follow.lock();
+            loop {
+                if g.written > self.pos {
+                    break g.written - self.pos;
+                }
+                match &g.done {
+                    Some(Ok(())) => return Ok(0),
+                    Some(Err(e)) => return Err(io::Error::other(e.clone())),
+                    None => {}
+                }
+                g = match self.follow.cv.wait(g) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+        };
+        let want = buf.len().min(avail.min(usize::MAX as u64) as usize);
+        let n = self.file.read(&mut buf[..want])?;
+        self.pos += n as u64;
         if self.opts.progress.is_some() && self.last.elapsed() >= PROGRESS_EVERY {
             self.last = Instant::now();
             self.opts.emit(ProgressEvent::Extracting {
                 id: self.id.clone(),
-                done: self.blob.size(),
+                done: self.pos,
                 total: self.total,
             });
         }
@@ -415,66 +457,76 @@ impl Read for Tee<'_> {
     }
 }
 
-async fn fetch_layer(
-    ctx: Ctx,
-    store: Store,
+struct LayerJob {
     digest: Digest,
     size: u64,
     chain: String,
     diff_id: String,
+}
+
+async fn fetch_layer(
+    ctx: Ctx,
+    store: Store,
+    job: LayerJob,
+    download_slots: Arc<Semaphore>,
+    unpack_slots: Arc<Semaphore>,
 ) -> Result<LayerDone, DistError> {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(64);
-    let blob = store.begin_blob()?;
-    let ingest = store.begin_layer(&chain)?;
-    let opts = ctx.opts.clone();
-    let d2 = digest.clone();
-    let unpack = tokio::task::spawn_blocking(move || {
-        let mut blob = blob;
-        let reader = ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        };
-        let id = short_id(&d2);
-        let mut tee = Tee {
-            inner: reader,
-            blob: &mut blob,
-            id,
-            total: size,
-            opts: &opts,
-            last: Instant::now(),
-        };
-        let res = layer::apply(&mut tee, &ingest.diff_path(), &apply_opts());
-        // The tar may end before the blob does (padding): take the rest too
-        // (also after a failure, so that a corrupt blob is reported as such).
-        let mut drained = io::copy(&mut tee, &mut io::sink());
-        drop(tee);
-        // fsync here, in parallel with the other layers, not at commit.
-        if res.is_ok() && drained.is_ok() {
-            if let Err(e) = blob.sync() {
-                drained = Err(io::Error::other(e.to_string()));
-            }
-        }
-        (res, drained, blob, ingest)
-    });
-    let dl = download(&ctx, &digest, size, tx).await;
-    let (res, drained, blob, ingest) = unpack
+    let LayerJob {
+        digest,
+        size,
+        chain,
+        diff_id,
+    } = job;
+    let permit = download_slots
+        .acquire_owned()
         .await
+        .map_err(|_| DistError::Other("download queue closed".into()))?;
+    let mut blob = store.begin_blob()?;
+    let reader_file = std::fs::File::open(blob.path()).map_err(|source| DistError::Io {
+        what: "open".into(),
+        path: blob.path().to_path_buf(),
+        source,
+    })?;
+    let ingest = store.begin_layer(&chain)?;
+    let follow = Arc::new(Follow::default());
+    let reader = FollowReader {
+        file: reader_file,
+        pos: 0,
+        follow: follow.clone(),
+        id: short_id(&digest),
+        total: size,
+        opts: ctx.opts.clone(),
+        last: Instant::now(),
+    };
+    let unpack = tokio::spawn(async move {
+        let _slot = unpack_slots.acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let res = layer::apply(reader, &ingest.diff_path(), &apply_opts());
+            (res, ingest)
+        })
+        .await
+    });
+    let mut sink = |chunk: &[u8]| -> Result<(), String> {
+        blob.write_all(chunk)
+            .and_then(|_| blob.flush())
+            .map_err(|e| format!("writing the blob: {e}"))?;
+        follow.advance(chunk.len() as u64);
+        Ok(())
+    };
+    let dl = download(&ctx, &digest, size, &mut sink).await;
+    drop(permit);
+    follow.finish(dl.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    // fsync here, in parallel with the other layers, not at commit.
+    let synced = match &dl {
+        Ok(()) => tokio::task::block_in_place(|| blob.sync()),
+        Err(_) => Ok(()),
+    };
+    let (res, ingest) = unpack
+        .await
+        .map_err(|e| DistError::Other(format!("the unpacking task failed: {e}")))?
         .map_err(|e| DistError::Other(format!("the unpacking thread failed: {e}")))?;
-    if let Err(e) = dl {
-        // The unpacker stopping first (a write error) is reported as itself.
-        let unpacker_stopped =
-            matches!(&e, DistError::Other(s) if s.starts_with("unpacking layer"));
-        if !unpacker_stopped || (drained.is_ok() && res.is_ok()) {
-            return Err(e);
-        }
-    }
-    if let (Err(e), Ok(_)) = (&drained, &res) {
-        return Err(DistError::Io {
-            what: format!("store layer blob {digest}: {e}"),
-            path: store.root().join("ingest"),
-            source: io::Error::new(e.kind(), e.to_string()),
-        });
-    }
+    dl?;
+    synced?;
     let id = short_id(&digest);
     ctx.opts.emit(ProgressEvent::Verifying { id: id.clone() });
     if blob.size() != size {
@@ -524,18 +576,15 @@ async fn download(
     ctx: &Ctx,
     digest: &Digest,
     size: u64,
-    tx: mpsc::Sender<Result<Bytes, String>>,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), String> + Send),
 ) -> Result<(), DistError> {
     let mut received = 0u64;
     let mut attempt = 0u32;
     let id = short_id(digest);
     loop {
-        match download_once(ctx, digest, size, &tx, &mut received, &id).await {
+        match download_once(ctx, digest, size, sink, &mut received, &id).await {
             Ok(()) => return Ok(()),
-            Err(Failure::Fatal(e)) => {
-                let _ = tx.send(Err(e.to_string())).await;
-                return Err(e);
-            }
+            Err(Failure::Fatal(e)) => return Err(e),
             Err(Failure::Retry(cause)) => {
                 if attempt >= ctx.opts.retries {
                     let e = DistError::Download {
@@ -545,7 +594,6 @@ async fn download(
                         cause,
                         attempts: attempt + 1,
                     };
-                    let _ = tx.send(Err(e.to_string())).await;
                     return Err(e);
                 }
                 attempt += 1;
@@ -565,7 +613,7 @@ async fn download_once(
     ctx: &Ctx,
     digest: &Digest,
     size: u64,
-    tx: &mpsc::Sender<Result<Bytes, String>>,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), String> + Send),
     received: &mut u64,
     id: &str,
 ) -> Result<(), Failure> {
@@ -675,10 +723,9 @@ async fn download_once(
                 attempts: 1,
             }));
         }
-        if tx.send(Ok(chunk)).await.is_err() {
-            // The unpacker stopped: its error is the one reported.
+        if let Err(e) = sink(&chunk) {
             return Err(Failure::Fatal(DistError::Other(format!(
-                "unpacking layer {digest} stopped"
+                "layer {digest}: {e}"
             ))));
         }
         if ctx.opts.progress.is_some() && (last.elapsed() >= PROGRESS_EVERY || *received == size) {

@@ -382,6 +382,12 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// The temp file being written (in `ingest/`), e.g. for a reader that
+    /// follows the writer; it moves on [`BlobWriter::commit`].
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size

@@ -1083,3 +1083,50 @@ fn push_of_an_index_image_with_absent_platforms_pushes_the_platform_manifest() {
     assert_eq!(rep.digest.to_string(), arm.digest);
     assert!(rep.note.is_some());
 }
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<barge_image::distribution::ProgressEvent>>);
+
+impl barge_image::distribution::Progress for Recorder {
+    fn event(&self, e: &barge_image::distribution::ProgressEvent) {
+        self.0.lock().unwrap().push(e.clone());
+    }
+}
+
+#[test]
+fn progress_events_name_layers_by_short_id() {
+    use barge_image::distribution::ProgressEvent as E;
+    let fake = Fake::start();
+    let img = simple_image(false, "p");
+    fake.add("p", &img);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let mut o = opts();
+    o.progress = Some(rec.clone());
+    let r = format!("{}/a/b:p", fake.host());
+    pull(&store, &r, &o, &PullOptions::default()).unwrap();
+    let ev = rec.0.lock().unwrap().clone();
+    assert!(matches!(&ev[0], E::Resolving { reference } if *reference == r));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, E::Resolved { digest, .. } if digest.to_string() == img.digest)));
+    for d in &img.layer_digests {
+        let id = &d["sha256:".len().."sha256:".len() + 12];
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, E::PullComplete { id: i } if i == id)));
+        assert!(ev.iter().any(
+            |e| matches!(e, E::Downloading { id: i, done, total } if i == id && done == total)
+        ));
+    }
+    rec.0.lock().unwrap().clear();
+    pull(&store, &r, &o, &PullOptions::default()).unwrap();
+    let ev = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, E::LayerExists { .. }))
+            .count(),
+        2
+    );
+}

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use barge_image::distribution::{
-    self, ClientOptions, Progress, ProgressEvent, PullOptions, PushOptions, RegistryConfig,
+    self, ClientOptions, Progress, ProgressEvent, PullOptions, PushCompression, PushOptions,
+    RegistryConfig,
 };
 use barge_image::store::{parse_reference, Platform, Store};
 use clap::Args;
@@ -87,6 +88,10 @@ pub struct PushArgs {
     /// instead of one request each
     #[arg(long = "chunk-size", value_name = "BYTES")]
     pub chunk_size: Option<u64>,
+    /// How to send layers stored uncompressed: gzip (as Docker), zstd, or
+    /// none (as stored)
+    #[arg(long = "compression-format", default_value = "gzip", value_parser = parse_compression)]
+    pub compression: PushCompression,
     /// Upload at most this many layers at once
     #[arg(long = "max-concurrent-uploads", default_value_t = 3)]
     pub max_concurrent: usize,
@@ -297,6 +302,10 @@ fn pull_image(
     Ok(report.reference)
 }
 
+fn parse_compression(s: &str) -> std::result::Result<PushCompression, String> {
+    s.parse()
+}
+
 fn familiar_repo(r: &barge_image::store::Reference) -> String {
     if r.domain == barge_image::store::DEFAULT_DOMAIN {
         r.path.clone()
@@ -350,6 +359,7 @@ pub fn push(root: &Path, a: &PushArgs) -> Result<i32> {
         &opts,
         &PushOptions {
             chunk_size: a.chunk_size,
+            compression: a.compression,
         },
     );
     if let Some(p) = &printer {

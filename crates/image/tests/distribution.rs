@@ -764,10 +764,10 @@ fn start_registry_with(http_extra: &str) -> Option<RealRegistry> {
         format!(", {http_extra}")
     };
     let bin = Path::new("/usr/bin/docker-registry");
-    if !bin.exists() {
-        eprintln!("docker-registry not installed; skipping");
-        return None;
-    }
+    assert!(
+        bin.exists(),
+        "docker-registry is needed by this test: apt-get install -y docker-registry"
+    );
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -841,6 +841,7 @@ fn push_monolithic_and_chunked_then_pull_back() {
         &opts(),
         &PushOptions {
             chunk_size: Some(100_000),
+            ..PushOptions::default()
         },
     )
     .unwrap();
@@ -1129,4 +1130,130 @@ fn progress_events_name_layers_by_short_id() {
             .count(),
         2
     );
+}
+
+#[test]
+fn push_compresses_uncompressed_layers_once() {
+    use barge_image::distribution::PushCompression;
+    let Some(reg) = start_registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // A local image with uncompressed layers, as builds and imports make.
+    let l1 = tar_of(&[("etc/plain", b"plain layer")]);
+    let big: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let l2 = tar_of(&[("data/big.bin", &big)]);
+    let mut layers = Vec::new();
+    for t in [&l1, &l2] {
+        let b = store.write_blob_bytes(t).unwrap();
+        layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": b.digest.to_string(), "size": b.size}));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha(&l1), sha(&l2)]},
+    }))
+    .unwrap();
+    let c = store.write_blob_bytes(&config).unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.digest.to_string(), "size": c.size},
+        "layers": layers,
+    }))
+    .unwrap();
+    let m = store.write_blob_bytes(&manifest).unwrap();
+    store
+        .tag(
+            "localhost/plain:1",
+            m.descriptor(oci_spec::image::MediaType::ImageManifest),
+        )
+        .unwrap();
+
+    let host = format!("127.0.0.1:{}", reg.port);
+    let dest = format!("{host}/comp/app:gz");
+    let rep = push(
+        &store,
+        "localhost/plain:1",
+        Some(&dest),
+        &opts(),
+        &PushOptions::default(),
+    )
+    .unwrap();
+    assert_ne!(
+        rep.digest, m.digest,
+        "the pushed manifest names the compressed layers"
+    );
+    assert_eq!(rep.layers_pushed, 3, "{rep:?}");
+    // Pulled back: same image id, gzip layers, same files.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path()).unwrap();
+    let back = pull(&store2, &dest, &opts(), &PullOptions::default()).unwrap();
+    assert_eq!(back.image_id, c.digest);
+    assert_eq!(back.digest, rep.digest);
+    let img = store2.resolve(&dest).unwrap();
+    for l in img.manifest.layers() {
+        assert_eq!(
+            l.media_type().to_string(),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        let mut head = [0u8; 2];
+        use std::io::Read as _;
+        store2
+            .open_blob(&Digest::try_from(l.digest()).unwrap())
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        assert_eq!(head, [0x1f, 0x8b], "gzip magic");
+        assert!(
+            l.size() < 100_000 || l.size() < big.len() as u64 / 2,
+            "compressed"
+        );
+    }
+    let chains = barge_image::store::chain_ids(&[sha(&l1), sha(&l2)]);
+    let f = store2.layer_diff(&chains[1]).unwrap().join("data/big.bin");
+    assert_eq!(std::fs::read(f).unwrap(), big);
+
+    // A second push reuses the compressed blobs: same manifest, all there.
+    let dest2 = format!("{host}/comp/again:gz");
+    let rep2 = push(
+        &store,
+        "localhost/plain:1",
+        Some(&dest2),
+        &opts(),
+        &PushOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        rep2.digest, rep.digest,
+        "compression is deterministic and cached"
+    );
+    assert_eq!(rep2.layers_pushed, 0, "{rep2:?}");
+    // --compression-format none: the local manifest as it is.
+    let dest3 = format!("{host}/comp/plain:none");
+    let none = PushOptions {
+        compression: PushCompression::None,
+        ..PushOptions::default()
+    };
+    let rep3 = push(&store, "localhost/plain:1", Some(&dest3), &opts(), &none).unwrap();
+    assert_eq!(rep3.digest, m.digest);
+    // zstd: OCI zstd layers that pull back to the same image.
+    let dest4 = format!("{host}/comp/z:zstd");
+    let z = PushOptions {
+        compression: PushCompression::Zstd,
+        ..PushOptions::default()
+    };
+    let rep4 = push(&store, "localhost/plain:1", Some(&dest4), &opts(), &z).unwrap();
+    let dir3 = tempfile::tempdir().unwrap();
+    let store3 = Store::open(dir3.path()).unwrap();
+    let back = pull(&store3, &dest4, &opts(), &PullOptions::default()).unwrap();
+    assert_eq!(back.digest, rep4.digest);
+    assert_eq!(back.image_id, c.digest);
+    let img = store3.resolve(&dest4).unwrap();
+    assert!(img
+        .manifest
+        .layers()
+        .iter()
+        .all(|l| l.media_type().to_string().ends_with("+zstd")));
 }

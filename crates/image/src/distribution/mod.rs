@@ -9,6 +9,7 @@
 //! every blob's digest and size and every layer's diff id are verified.
 
 mod auth;
+mod compress;
 mod http;
 mod pull;
 mod push;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use crate::store::{Digest, Platform, StoreError};
 
 pub use auth::{login, logout};
+pub use compress::PushCompression;
 pub use pull::pull;
 pub use push::push;
 
@@ -334,6 +336,9 @@ pub struct PullReport {
 pub struct PushOptions {
     /// `None`: monolithic uploads; `Some(n)`: chunked `PATCH` uploads of `n` bytes.
     pub chunk_size: Option<u64>,
+    /// How layers stored uncompressed are sent (gzip by default, as Docker
+    /// does; an image index is pushed as stored).
+    pub compression: PushCompression,
 }
 
 /// What [`push`] did.

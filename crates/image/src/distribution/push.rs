@@ -30,6 +30,9 @@ pub fn push(
     opts: &ClientOptions,
     popts: &PushOptions,
 ) -> Result<PushReport, DistError> {
+    // No GC while blobs this push writes (compressed layers, the manifest
+    // naming them) wait for their upload.
+    let _lock = store.lock_shared()?;
     let img = store.resolve(local)?;
     let dest = match dest {
         Some(d) => parse_reference(d)?,
@@ -95,7 +98,12 @@ fn manifest_blobs(
     Ok(())
 }
 
-fn plan(store: &Store, img: &crate::store::ImageRef) -> Result<Plan, DistError> {
+fn plan(
+    store: &Store,
+    img: &crate::store::ImageRef,
+    compression: super::PushCompression,
+    opts: &ClientOptions,
+) -> Result<Plan, DistError> {
     let td = Digest::try_from(img.target.digest())?;
     let read = |d: &Digest| -> Result<(Digest, Vec<u8>, String), DistError> {
         let data = store.read_blob_limited(d, crate::store::MAX_MANIFEST_BYTES, "manifest")?;
@@ -104,10 +112,11 @@ fn plan(store: &Store, img: &crate::store::ImageRef) -> Result<Plan, DistError> 
     };
     let mut blobs = Vec::new();
     if td == img.manifest_digest {
-        manifest_blobs(store, &td, &mut blobs)?;
+        let md = super::compress::manifest_for_push(store, &td, compression, opts)?;
+        manifest_blobs(store, &md, &mut blobs)?;
         return Ok(Plan {
             children: Vec::new(),
-            top: read(&td)?,
+            top: read(&md)?,
             blobs,
             note: None,
         });
@@ -147,16 +156,28 @@ fn plan(store: &Store, img: &crate::store::ImageRef) -> Result<Plan, DistError> 
             note: None,
         });
     }
-    manifest_blobs(store, &img.manifest_digest, &mut blobs)?;
+    let md = super::compress::manifest_for_push(store, &img.manifest_digest, compression, opts)?;
+    manifest_blobs(store, &md, &mut blobs)?;
     Ok(Plan {
         children: Vec::new(),
-        top: read(&img.manifest_digest)?,
+        top: read(&md)?,
         blobs,
         note: Some(format!(
             "the image index {td} lists platforms that are not in the local store; pushed only the platform manifest {}",
             img.manifest_digest
         )),
     })
+}
+
+/// The config blobs among a plan's blobs.
+fn config_digests(store: &Store, plan: &Plan) -> Result<Vec<Digest>, DistError> {
+    let mut out = Vec::new();
+    for (d, _, _) in plan.children.iter().chain(std::iter::once(&plan.top)) {
+        if let AnyManifest::Image(m) = store.read_any_manifest(d)? {
+            out.push(Digest::try_from(m.config().digest())?);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,15 +194,20 @@ async fn push_async(
     opts: &ClientOptions,
     popts: &PushOptions,
 ) -> Result<PushReport, DistError> {
-    let plan = plan(store, &img)?;
+    let plan = plan(store, &img, popts.compression, opts)?;
     let reg = Arc::new(Registry::connect(opts, &dest.domain, None).await?);
     let sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
     let mut jobs = Vec::new();
+    let configs = config_digests(store, &plan)?;
     for (d, size) in plan.blobs.clone() {
         let reg = reg.clone();
         let sem = sem.clone();
         let store = store.clone();
-        let opts = opts.clone();
+        let mut opts = opts.clone();
+        if configs.contains(&d) {
+            // Docker shows layers only.
+            opts.progress = None;
+        }
         let dest = dest.clone();
         let chunk = popts.chunk_size;
         jobs.push(tokio::spawn(async move {

@@ -10,9 +10,14 @@
 # timing (and the page cache dropped, as in images.sh):
 #   push        barge push IMG 127.0.0.1:P/bench/img      | skopeo copy oci:<barge store>:IMG docker://127.0.0.1:P/bench/img
 #               (registry storage emptied before each run; skopeo reads the
-#               same blobs: barge's store is an OCI layout)
+#               same blobs: barge's store is an OCI layout; both gzip the
+#               uncompressed layers; barge's cache of compressed layers is
+#               emptied too, so each run compresses)
+#   push-warm   the same, barge's compressed layers kept from the last push
 #   pull        barge pull 127.0.0.1:P/bench/img (empty store; layers are
 #               unpacked while they download)        | skopeo copy docker://... oci:DIR (empty dir; no unpacking)
+#   pull-unpack the same barge pull | skopeo copy docker://... containers-storage:...
+#               (podman's store: the layers unpacked, as barge's are)
 #   first run   barge pull + barge run --rm IMG /bin/true   | podman pull + podman run --rm IMG /bin/true
 # Then prints: operation, barge median, peer median, peer/barge.
 #
@@ -153,7 +158,8 @@ cat >"$work/reset" <<SH
 # reset WHAT: registry (empty storage) | pulls (empty pull store, skopeo dir, podman images) | seed (registry holds the image)
 set -eu
 case "\$1" in
-registry) rm -rf "$REG/storage/docker" ;;
+registry) rm -rf "$REG/storage/docker" "$BR/distribution/compressed.json" ;;
+registry-warm) rm -rf "$REG/storage/docker" ;;
 pulls)
 	rm -rf "$BP" "$work/skopeo-out"; mkdir -p "$BP"
 	"$PODMAN" rmi -af >/dev/null 2>&1 || true ;;
@@ -194,12 +200,16 @@ PY
 echo "# push (barge vs skopeo)" >&2
 hf push "$BARGE --root $BR push -q $IMG $R/bench/img:latest" "$work/reset registry" \
 	"skopeo copy -q --dest-tls-verify=false oci:$BR:$IMG docker://$R/bench/img:latest" "$work/reset registry"
-# the registry now holds the image for the pulls
+hf push-warm "$BARGE --root $BR push -q $IMG $R/bench/img:latest" "$work/reset registry-warm" \
+	"skopeo copy -q --dest-tls-verify=false oci:$BR:$IMG docker://$R/bench/img:latest" "$work/reset registry-warm"
+# the registry now holds the image (gzip layers) for the pulls
 "$work/reset" registry
 "$BARGE" --root "$BR" push -q "$IMG" "$R/bench/img:latest" >/dev/null
 echo "# pull (barge vs skopeo)" >&2
 hf pull "$BARGE --root $BP pull -q $R/bench/img:latest" "$work/reset pulls" \
 	"skopeo copy -q --src-tls-verify=false docker://$R/bench/img:latest oci:$work/skopeo-out:img" "$work/reset pulls"
+hf pull-unpack "$BARGE --root $BP pull -q $R/bench/img:latest" "$work/reset pulls" \
+	"skopeo copy -q --src-tls-verify=false docker://$R/bench/img:latest containers-storage:$R/bench/img:latest" "$work/reset pulls"
 echo "# pull to first run (barge vs podman)" >&2
 hf first-run "$work/first-barge" "$work/reset pulls" "$work/first-podman" "$work/reset pulls"
 
@@ -207,6 +217,7 @@ echo
 printf '%-12s %12s %12s %12s\n' operation barge peer peer/barge
 while read -r name b p; do
 	peer=skopeo
+	[ "$name" = pull-unpack ] && peer="skopeo to containers-storage"
 	[ "$name" = first-run ] && peer=podman
 	python3 -c "import sys; n,b,p,peer=sys.argv[1:]; b=float(b); p=float(p); print('%-12s %10.0f ms %10.0f ms %11.2fx  (%s)' % (n, b*1e3, p*1e3, p/b, peer))" "$name" "$b" "$p" "$peer"
 done <"$results"

@@ -127,6 +127,33 @@ fn kill_accepts_signal_numbers_and_names_without_sig_prefix() {
 }
 
 #[test]
+fn signals_ignored_by_the_caller_are_not_ignored_in_the_container() {
+    require_root!();
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    let shared = b.shared_dir("/shared");
+    b.sh(
+        "trap 'echo hup >> /shared/log' HUP; trap 'echo int >> /shared/log; exit 4' INT; \
+         touch /shared/ready; while :; do sleep 0.1; done",
+    );
+    let id = rt.id("ignsig");
+    // As under nohup, or a non-interactive shell's background job.
+    rt.create_after("trap '' HUP INT", &id, &b).ok();
+    rt.start(&id).ok();
+    rt.wait_for_status(&id, "running");
+    wait_until(WAIT_TIMEOUT, || shared.join("ready").exists());
+    rt.kill(&id, "HUP").ok();
+    assert!(
+        wait_until(WAIT_TIMEOUT, || read_lossy(&shared.join("log"))
+            .contains("hup")),
+        "the container's HUP trap never ran: the ignored disposition leaked in"
+    );
+    rt.kill(&id, "INT").ok();
+    rt.wait_for_status(&id, "stopped");
+    assert_eq!(read_lossy(&shared.join("log")), "hup\nint\n");
+}
+
+#[test]
 fn kill_default_signal_is_sigterm() {
     require_root!();
     let rt = Runtime::new();

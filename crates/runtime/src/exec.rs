@@ -136,6 +136,7 @@ pub fn exec(opts: ExecOptions) -> Result<i32> {
         Forked::Child => {
             drop(parent_ch);
             sys::unblock_all_signals();
+            sys::default_all_signals();
             let args = ChildArgs {
                 join: &join,
                 process,

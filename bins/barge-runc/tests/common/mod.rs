@@ -794,6 +794,29 @@ impl Runtime {
         self.create_with(&[], id, b)
     }
 
+    /// `create` run by `sh -c '<prelude>; exec runtime ...'`: the runtime
+    /// inherits what the prelude sets (`trap '' HUP`: signals ignored).
+    pub fn create_after(&self, prelude: &str, id: &str, b: &Bundle) -> Out {
+        self.track(id);
+        self.keep_bundle(b);
+        let (o, e) = self.stdio_files(id);
+        let inner = self.command();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{prelude}; exec \"$@\""))
+            .arg("sh")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .arg("create")
+            .arg("--bundle")
+            .arg(b.path())
+            .arg(id)
+            .stdin(Stdio::null());
+        let out = run_to_files(&mut cmd, &o, &e, COMMAND_TIMEOUT);
+        self.remember_pid(id);
+        out
+    }
+
     /// `run -d`: like create + start, stdio to files.
     pub fn run_detached(&self, id: &str, b: &Bundle) -> Out {
         self.track(id);

@@ -63,6 +63,7 @@ pub struct InitArgs<'a> {
 /// Entry point in the child after clone. Never returns.
 pub fn run(args: InitArgs) -> ! {
     sys::unblock_all_signals();
+    sys::default_all_signals();
     let err = match init(&args) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -80,6 +81,7 @@ pub fn run(args: InitArgs) -> ! {
 /// Never returns.
 pub fn two_stage(mut args: InitArgs) -> ! {
     sys::unblock_all_signals();
+    sys::default_all_signals();
     let stage1 = || -> Result<()> {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .ctx(|| "set pdeathsig".into())?;

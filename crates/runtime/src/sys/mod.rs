@@ -636,6 +636,23 @@ pub fn read_signal(fd: BorrowedFd) -> io::Result<i32> {
     Ok(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32)
 }
 
+/// Every catchable signal back to its default disposition. A signal
+/// ignored by whoever started the runtime (`nohup`, a shell's background
+/// job ignoring SIGINT) would otherwise stay ignored in the container, and a
+/// shell there cannot even trap it: containers start as Docker's do, with
+/// default dispositions. Errors (glibc's reserved real-time signals) are
+/// ignored.
+pub fn default_all_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition; signals the kernel or libc
+        // refuse fail with EINVAL and change nothing.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// Reset a signal's disposition to the default.
 pub fn reset_signal(sig: libc::c_int) {
     // SAFETY: SIG_DFL is a valid disposition for any catchable signal.

@@ -108,6 +108,9 @@ pub struct CreateFlags {
     /// Attach a filesystem mount to the container
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
@@ -273,10 +276,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
     for v in &f.volume {
         let mut m = e(opts::parse_volume(v, &cwd))?;
         if m.kind == "volume" && m.source.is_empty() {
-            m.source = format!(
-                "anon-{}",
-                &barge_engine::ids::new_id().map_err(exit_err)?[..24]
-            );
+            m.source = barge_engine::volumes::anonymous_name().map_err(exit_err)?;
         }
         hc.binds.push(v.clone());
         hc.mounts.push(m);
@@ -288,10 +288,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
             m.options.push("no-create".into());
         }
         if m.kind == "volume" && m.source.is_empty() {
-            m.source = format!(
-                "anon-{}",
-                &barge_engine::ids::new_id().map_err(exit_err)?[..24]
-            );
+            m.source = barge_engine::volumes::anonymous_name().map_err(exit_err)?;
         }
         hc.mounts.push(m);
     }
@@ -300,6 +297,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
         hc.tmpfs.insert(m.target.clone(), m.options.join(","));
         hc.mounts.push(m);
     }
+    hc.volumes_from = f.volumes_from.clone();
     hc.readonly_rootfs = f.read_only;
     if let Some(m) = &f.memory {
         hc.memory = e(opts::parse_bytes("-m, --memory", m))?;

@@ -5,7 +5,8 @@
 //! Containers (run, create, start, stop, kill, restart, pause, unpause, rm,
 //! ps, logs, exec, attach, wait, inspect, rename, top...) and images
 //! (import, save, load, images, tag, rmi, history, image mount, image
-//! prune, system df, system check).
+//! prune, system df, system check) and volumes (volume create, ls,
+//! inspect, rm, prune).
 
 #![recursion_limit = "256"]
 
@@ -17,6 +18,7 @@ mod human;
 mod images;
 mod monitoring;
 mod registry;
+mod volumes;
 
 use std::path::PathBuf;
 
@@ -160,6 +162,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
     /// Manage Barge
     System {
         #[command(subcommand)]
@@ -258,6 +265,22 @@ pub enum ImageCommand {
 pub enum RegistryCommand {
     /// Serve the OCI distribution API (pull, push, discovery, deletion)
     Serve(registry::ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(volumes::CreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(volumes::ListArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volumes::InspectArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(volumes::RmArgs),
+    /// Remove unused local volumes
+    Prune(volumes::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -382,6 +405,13 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Registry {
             command: RegistryCommand::Serve(a),
         } => registry::serve(root, a),
+        Command::Volume { command } => match command {
+            VolumeCommand::Create(a) => volumes::create(root, a),
+            VolumeCommand::Ls(a) => volumes::list(root, a),
+            VolumeCommand::Inspect(a) => volumes::inspect(root, a),
+            VolumeCommand::Rm(a) => volumes::rm(root, a),
+            VolumeCommand::Prune(a) => volumes::prune(root, a),
+        },
         Command::System {
             command: SystemCommand::Df,
         } => images::system_df(&store()?),

@@ -11,6 +11,10 @@ pub enum EngineError {
     NoSuchContainer(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    #[error("remove {name}: volume is in use - [{ids}]")]
+    VolumeInUse { name: String, ids: String },
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     NameInUse { name: String, id: String },
     /// A flag or argument a user gave is wrong; the message says how.

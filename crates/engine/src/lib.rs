@@ -24,5 +24,6 @@ pub mod runtime;
 pub mod spec;
 pub mod store;
 pub mod time;
+pub mod volumes;
 
 pub use error::{EngineError, Result};

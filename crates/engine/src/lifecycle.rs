@@ -3,6 +3,7 @@
 //! wait. Every step that fails undoes what it did: no mount, runtime
 //! container or half-created record is left behind.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use barge_image::snapshot;
 use barge_image::store::{Digest, ImageRef, Platform, Store, MAX_CONFIG_BYTES};
 use serde_json::Value;
 
-use crate::error::{io, EngineError, Result};
+use crate::error::{errno, io, EngineError, Result};
 use crate::record::{Config, ContainerRecord, HealthConfig, HostConfig};
 use crate::runtime::{find_binary, Runtime};
 use crate::store::Engine;
@@ -183,6 +184,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
     }
 
     let mut host_config = req.host_config.clone();
+    add_volumes_from(engine, &mut host_config)?;
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "none".into();
     }
@@ -262,6 +264,40 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             }
         }
     }
+}
+
+/// `--volumes-from CONTAINER[:ro|:rw]`: the other container's volume and
+/// bind mounts at the same targets (`ro` makes them read-only; by default
+/// each keeps its mode). A target the new container mounts itself wins.
+fn add_volumes_from(engine: &Engine, hc: &mut HostConfig) -> Result<()> {
+    for spec in hc.volumes_from.clone() {
+        let (name, mode) = match spec.rsplit_once(':') {
+            Some((n, m)) if matches!(m, "ro" | "rw") => (n, Some(m)),
+            Some((_, m)) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid mode for volumes-from: {m}"
+                )))
+            }
+            None => (spec.as_str(), None),
+        };
+        let id = engine.resolve(name)?;
+        let other = engine.record(&id)?;
+        for m in &other.host_config.mounts {
+            if !matches!(m.kind.as_str(), "volume" | "bind")
+                || hc.mounts.iter().any(|x| x.target == m.target)
+            {
+                continue;
+            }
+            let mut m = m.clone();
+            match mode {
+                Some("ro") => m.read_only = true,
+                Some(_) => m.read_only = false,
+                None => {}
+            }
+            hc.mounts.push(m);
+        }
+    }
+    Ok(())
 }
 
 /// The container's rootfs mount point.
@@ -548,15 +584,30 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
     }
 }
 
-/// Docker fills a new volume with what the image has at its mount point
-/// (unless `nocopy`): done once, when the volume is created.
+/// Docker fills an empty volume with what the image has at its mount
+/// point (unless `nocopy`). The volume's directory is locked meanwhile, so
+/// concurrent starts copy once; tmpfs- and bind-typed volumes are not
+/// filled.
 fn copy_up_volumes(rec: &ContainerRecord, rootfs: &Path, volumes: &Path) -> Result<()> {
     for m in &rec.host_config.mounts {
         if m.kind != "volume" || m.options.iter().any(|o| o == "nocopy") {
             continue;
         }
+        let meta =
+            crate::volumes::ensure(volumes, &m.source, crate::volumes::implicit_meta(&m.source))?;
+        if !meta.options.is_empty() {
+            continue;
+        }
         let data = crate::spec::volume_dir(volumes, &m.source);
-        if data.exists() {
+        let vdir = volumes.join(&m.source);
+        let lock = File::open(&vdir).map_err(io("open", &vdir))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(errno("lock", &vdir))?;
+        let empty = std::fs::read_dir(&data)
+            .map_err(io("read", &data))?
+            .next()
+            .is_none();
+        if !empty {
             continue;
         }
         let mut tar = Vec::new();
@@ -566,14 +617,7 @@ fn copy_up_volumes(rec: &ContainerRecord, rootfs: &Path, volumes: &Path) -> Resu
             // Nothing (or not a directory) there in the image.
             _ => continue,
         };
-        let tmp = data.with_file_name(format!("_data.tmp{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-        let done = crate::fsops::extract_to_host(&tar[..], &stat, &tmp, true)
-            .and_then(|_| std::fs::rename(&tmp, &data).map_err(io("rename", &data)));
-        if done.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        done?;
+        crate::fsops::extract_to_host(&tar[..], &stat, &data, true)?;
     }
     Ok(())
 }
@@ -745,14 +789,16 @@ pub fn remove(engine: &Engine, id: &str, force: bool, volumes: bool) -> Result<(
     let _l = engine.lock(id)?;
     let rt = runtime_of(engine, &c.record);
     let _ = rt.delete(id);
+    remove_files(engine, id)?;
     if volumes {
+        // Its anonymous volumes, unless another container uses them
+        // (`--volumes-from`), as Docker does.
         for m in &c.record.host_config.mounts {
-            if m.kind == "volume" && m.source.starts_with("anon-") {
-                let _ = std::fs::remove_dir_all(engine.volumes_dir().join(&m.source));
+            if m.kind == "volume" && crate::volumes::is_anonymous(engine, &m.source) {
+                let _ = crate::volumes::remove(engine, &m.source, true);
             }
         }
     }
-    remove_files(engine, id)?;
     crate::events::emit_container(engine.root(), "destroy", &c.record, &[]);
     Ok(())
 }

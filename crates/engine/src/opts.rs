@@ -746,7 +746,7 @@ fn check_target(target: &str) -> std::result::Result<(), String> {
 
 /// The local volume driver's check of a volume name, as the daemon reports
 /// it when it creates the volume.
-fn check_volume_name(name: &str) -> Result<()> {
+pub fn check_volume_name(name: &str) -> Result<()> {
     let why = if name.len() == 1 {
         "volume name is too short, names should be at least two alphanumeric characters".to_string()
     } else {

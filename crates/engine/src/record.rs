@@ -84,6 +84,9 @@ pub struct HostConfig {
     /// Every mount from `-v`, `--mount` and `--tmpfs`, parsed.
     pub mounts: Vec<MountSpec>,
     pub tmpfs: BTreeMap<String, String>,
+    /// `--volumes-from` as given (`CONTAINER[:ro|:rw]`); the mounts it
+    /// brings are in `mounts`.
+    pub volumes_from: Vec<String>,
     pub readonly_rootfs: bool,
     /// Bytes; 0 = unlimited.
     pub memory: i64,

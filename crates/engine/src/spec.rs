@@ -486,7 +486,8 @@ fn default_mounts(shm_size: i64, privileged: bool, cgroup_v2: bool) -> Vec<Value
     ]
 }
 
-/// A named volume's data directory (created on first use).
+/// A named volume's data directory (created on first use, see
+/// [`crate::volumes::ensure`]).
 pub fn volume_dir(volumes_dir: &Path, name: &str) -> PathBuf {
     volumes_dir.join(name).join("_data")
 }
@@ -521,9 +522,24 @@ fn user_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value> {
                 }
                 p
             } else {
-                let d = volume_dir(volumes_dir, &m.source);
-                std::fs::create_dir_all(&d).map_err(io("create volume", &d))?;
-                d
+                match crate::volumes::mount_source(volumes_dir, &m.source)? {
+                    crate::volumes::MountSource::Dir(d) => d,
+                    crate::volumes::MountSource::Tmpfs(o) => {
+                        // A tmpfs-typed volume: a tmpfs of its own for
+                        // this container (Docker shares one).
+                        let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                        if m.read_only {
+                            opts.push("ro".into());
+                        }
+                        opts.extend(o);
+                        return Ok(json!({
+                            "destination": m.target,
+                            "type": "tmpfs",
+                            "source": "tmpfs",
+                            "options": opts,
+                        }));
+                    }
+                }
             };
             opts.push("rbind".into());
             opts.push(if m.read_only { "ro" } else { "rw" }.into());

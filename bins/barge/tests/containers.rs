@@ -902,6 +902,22 @@ fn named_volumes_persist_and_start_with_the_image_content() {
         .next(),
         Some("root:x:0:")
     );
+    // ...also one made empty by `volume create`, on its first use.
+    e.ok(&["volume", "create", "etc3"]);
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etc3:/etc",
+            "busybox",
+            "cat",
+            "/etc/group"
+        ])
+        .lines()
+        .next(),
+        Some("root:x:0:")
+    );
     // ...unless nocopy.
     assert_eq!(
         e.ok(&[

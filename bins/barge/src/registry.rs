@@ -195,32 +195,16 @@ pub fn pull_for_run(
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<()> {
-    if quiet {
-        let a = PullArgs {
-            quiet: true,
-            platform: platform.map(str::to_string),
-            verify_digest: false,
-            max_concurrent: 3,
-            client: client.clone(),
-            image: image.to_string(),
-        };
-        pull_image(store, image, &a, None)?;
-        return Ok(());
-    }
     let a = PullArgs {
-        quiet: false,
+        quiet,
         platform: platform.map(str::to_string),
         verify_digest: false,
         max_concurrent: 3,
         client: client.clone(),
         image: image.to_string(),
     };
-    pull_image(
-        store,
-        image,
-        &a,
-        Some(Arc::new(Printer::new(Mode::Pull, true))),
-    )?;
+    let printer = (!quiet).then(|| Arc::new(Printer::new(Mode::Pull, true)));
+    pull_image(store, image, &a, printer)?;
     Ok(())
 }
 
@@ -366,6 +350,9 @@ pub fn push(root: &Path, a: &PushArgs) -> Result<i32> {
         p.finish();
     }
     let report = report?;
+    if let Some(n) = &report.note {
+        eprintln!("Note: {n}");
+    }
     if a.quiet {
         println!("{}", report.reference);
     } else {

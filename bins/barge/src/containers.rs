@@ -1257,9 +1257,15 @@ pub fn inspect_json(engine: &Engine, c: &Container) -> Value {
         .iter()
         .map(|m| {
             let source = match m.kind.as_str() {
-                "volume" => barge_engine::spec::volume_dir(&engine.volumes_dir(), &m.source)
-                    .to_string_lossy()
-                    .into_owned(),
+                "volume" => match barge_engine::volumes::get(engine, &m.source) {
+                    // A bind-typed local volume mounts its device.
+                    Ok(v) if v.meta.options.get("type").is_some_and(|t| t == "none") => {
+                        v.meta.options.get("device").cloned().unwrap_or_default()
+                    }
+                    _ => barge_engine::spec::volume_dir(&engine.volumes_dir(), &m.source)
+                        .to_string_lossy()
+                        .into_owned(),
+                },
                 _ => m.source.clone(),
             };
             let mut v = json!({

@@ -279,6 +279,21 @@ fn tmpfs_and_bind_typed_volumes() {
         std::fs::read_to_string(host.path().join("out")).unwrap(),
         "back\n"
     );
+    // inspect shows the host directory as the mount's source.
+    e.ok(&[
+        "create",
+        "--name",
+        "bc",
+        "-v",
+        "bindv:/data",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        e.inspect("bc", "{{(index .Mounts 0).Source}}"),
+        host.path().display().to_string()
+    );
+    e.ok(&["rm", "bc"]);
     // Removing the volume leaves the host directory alone.
     e.ok(&["volume", "rm", "bindv"]);
     assert!(host.path().join("hostfile").is_file());

@@ -437,7 +437,7 @@ pub fn prune(engine: &Engine, all: bool, label_filters: &[String]) -> Result<(Ve
 
 /// Is `name` an anonymous volume (made by `-v /path`)?
 pub fn is_anonymous(engine: &Engine, name: &str) -> bool {
-    get(engine, name).is_ok_and(|v| v.meta.anonymous) || name.starts_with("anon-")
+    get(engine, name).is_ok_and(|v| v.meta.anonymous)
 }
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! The networking crate's errors. Messages are lower-case, name the input
+//! that was wrong and, where there is one, say what to do instead.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::ipam::Subnet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("invalid subnet {input:?}: {reason}")]
+    InvalidSubnet { input: String, reason: String },
+    #[error(
+        "subnet too small: {subnet} has no room for a gateway and a container; use a /30 or larger"
+    )]
+    SubnetTooSmall { subnet: Subnet },
+    #[error("invalid gateway {gateway} for subnet {subnet}: {reason}")]
+    InvalidGateway {
+        gateway: Ipv4Addr,
+        subnet: Subnet,
+        reason: &'static str,
+    },
+    #[error("invalid ip range {range}: it must lie inside subnet {subnet}")]
+    InvalidRange { range: Subnet, subnet: Subnet },
+    #[error("no free addresses in {range}")]
+    NoFreeAddresses { range: Subnet },
+    #[error("address {ip} is not in subnet {subnet}; pick one inside it")]
+    NotInSubnet { ip: Ipv4Addr, subnet: Subnet },
+    #[error("address {ip} is not in ip range {range}; pick one inside it")]
+    NotInRange { ip: Ipv4Addr, range: Subnet },
+    #[error("address {ip} is the {what} of {subnet} and cannot be given to a container")]
+    Reserved {
+        ip: Ipv4Addr,
+        what: &'static str,
+        subnet: Subnet,
+    },
+    #[error("address {ip} is already in use by {owner}")]
+    InUse { ip: Ipv4Addr, owner: String },
+    #[error("address {ip} belongs to {holder}, not {owner}; it was not released")]
+    NotOwner {
+        ip: Ipv4Addr,
+        owner: String,
+        holder: String,
+    },
+    #[error("an address owner must not be empty")]
+    EmptyOwner,
+    #[error("an address pool already exists in {}", dir.display())]
+    PoolExists { dir: PathBuf },
+    #[error("no address pool in {}: create the network first", dir.display())]
+    NoPool { dir: PathBuf },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt address pool state {}: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("route table line {line}: {reason}")]
+    BadRoute { line: usize, reason: String },
+}
+
+/// Maps an I/O error to [`NetError::Io`] naming the operation and path.
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> NetError + 'a {
+    move |source| NetError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}

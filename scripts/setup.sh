@@ -33,7 +33,7 @@ PACKAGES=(
 	tmux bsdutils util-linux procps iproute2 iptables kmod
 	tar gzip zstd ca-certificates git bats
 	tini
-	docker-registry apache2-utils openssl curl
+	docker-registry apache2-utils openssl curl nftables
 )
 
 echo "==> installing Debian packages: ${PACKAGES[*]}"

@@ -61,6 +61,21 @@ pub enum NetError {
     },
     #[error("route table line {line}: {reason}")]
     BadRoute { line: usize, reason: String },
+    #[error("cannot run nft to {what}: {source}; install it with apt-get install -y nftables")]
+    NftSpawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("nft failed to {what}: {stderr}")]
+    Nft { what: String, stderr: String },
+    #[error("unexpected nft output while trying to {what}: {reason}")]
+    NftOutput { what: String, reason: String },
+    #[error("invalid {what} {input:?} for nftables: {reason}")]
+    NftName {
+        what: &'static str,
+        input: String,
+        reason: &'static str,
+    },
 }
 
 /// Maps an I/O error to [`NetError::Io`] naming the operation and path.

@@ -5,5 +5,6 @@
 
 pub mod error;
 pub mod ipam;
+pub mod nft;
 
 pub use error::NetError;

@@ -76,6 +76,21 @@ pub enum NetError {
         input: String,
         reason: &'static str,
     },
+    #[error("{op}: {source}{hint}")]
+    Link {
+        op: String,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("bridge {name} does not exist: create the network again (its bridge was removed)")]
+    NoBridge { name: String },
+    #[error("invalid interface name {name:?}: {reason}")]
+    InvalidLinkName { name: String, reason: &'static str },
+    #[error("open network namespace {}: {source}; is the container still running?", path.display())]
+    Netns {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Maps an I/O error to [`NetError::Io`] naming the operation and path.

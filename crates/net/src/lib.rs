@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod ipam;
+pub mod link;
 pub mod nft;
 
 pub use error::NetError;

@@ -617,7 +617,21 @@ fn copy_up_volumes(rec: &ContainerRecord, rootfs: &Path, volumes: &Path) -> Resu
             // Nothing (or not a directory) there in the image.
             _ => continue,
         };
-        crate::fsops::extract_to_host(&tar[..], &stat, &data, true)?;
+        // Filled aside, then renamed over the empty `_data` (rename(2)
+        // replaces an empty directory), so a crash mid-copy leaves the volume
+        // empty, to be filled at the next start, never half filled. If
+        // `_data` is in use as a mount point (EBUSY), fill it in place.
+        let tmp = vdir.join(format!("_data.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        if let Err(e) = crate::fsops::extract_to_host(&tar[..], &stat, &tmp, true) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if std::fs::rename(&tmp, &data).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            crate::fsops::extract_to_host(&tar[..], &stat, &data, true)?;
+        }
     }
     Ok(())
 }

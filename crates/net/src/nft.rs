@@ -646,8 +646,7 @@ fn run_nft(args: &[&str], stdin: Option<&Value>, what: &str) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn_err)?;
-    if let Some(v) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
+    if let (Some(v), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A write error (nft exited early) shows in its status and stderr.
         let _ = pipe.write_all(v.to_string().as_bytes());
     }

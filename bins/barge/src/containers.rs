@@ -207,7 +207,7 @@ pub struct CreateFlags {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Connect a container to a network (none or host; bridges come with networking)
+    /// Connect a container to a network (none, host, or bridge: the default bridge network)
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
     /// Publish a container's port(s) to the host
@@ -386,8 +386,9 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
         hc.oom_score_adj = o;
     }
     match f.network.as_deref() {
-        None | Some("none") | Some("default") | Some("bridge") => hc.network_mode = "none".into(),
+        None | Some("none") | Some("default") => hc.network_mode = "none".into(),
         Some("host") => hc.network_mode = "host".into(),
+        Some("bridge") => hc.network_mode = "bridge".into(),
         Some(n) => {
             return Err(exit_err(EngineError::InvalidArgument(format!(
                 "network {n} not found"
@@ -1316,6 +1317,7 @@ pub fn inspect_json(engine: &Engine, c: &Container) -> Value {
             .collect();
         m.insert("Mounts".into(), Value::Array(mounts));
     }
+    let ep = rec.network_settings.clone().unwrap_or_default();
     json!({
         "Id": rec.id,
         "Created": rec.created,
@@ -1352,18 +1354,18 @@ pub fn inspect_json(engine: &Engine, c: &Container) -> Value {
             "HairpinMode": false,
             "Ports": {},
             "SandboxKey": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
+            "Gateway": ep.gateway,
+            "IPAddress": ep.ip_address,
+            "IPPrefixLen": ep.ip_prefix_len,
+            "MacAddress": ep.mac_address,
             "Networks": {
                 rec.host_config.network_mode.clone(): {
                     "NetworkID": "",
                     "EndpointID": "",
-                    "Gateway": "",
-                    "IPAddress": "",
-                    "IPPrefixLen": 0,
-                    "MacAddress": "",
+                    "Gateway": ep.gateway,
+                    "IPAddress": ep.ip_address,
+                    "IPPrefixLen": ep.ip_prefix_len,
+                    "MacAddress": ep.mac_address,
                 }
             }
         },

@@ -1353,6 +1353,7 @@ impl<'a> Builder<'a> {
                 ..HostConfig::default()
             },
             runtime_path: self.runtime.to_string_lossy().into_owned(),
+            network_settings: None,
         };
         let volumes = self.engine.volumes_dir();
         let spec = barge_engine::spec::build(&barge_engine::spec::SpecInput {

@@ -44,6 +44,8 @@ pub enum EngineError {
     Snapshot(#[from] barge_image::snapshot::SnapshotError),
     #[error(transparent)]
     Layer(#[from] barge_image::layer::LayerError),
+    #[error(transparent)]
+    Net(#[from] barge_net::NetError),
     #[error("{what}: {source}")]
     Json {
         what: String,

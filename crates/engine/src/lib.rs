@@ -18,6 +18,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod logfile;
 pub mod monitor;
+pub mod network;
 pub mod opts;
 pub mod record;
 pub mod runtime;

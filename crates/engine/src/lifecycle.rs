@@ -228,6 +228,15 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
     if config.hostname.is_empty() {
         config.hostname = crate::ids::short(&id).to_string();
     }
+    let network_settings = if host_config.network_mode == "bridge" {
+        Some(crate::network::allocate(
+            engine.root(),
+            &host_config.network_mode,
+            &id,
+        )?)
+    } else {
+        None
+    };
     let given = req.name.is_some();
     let mut attempt = 0;
     loop {
@@ -245,6 +254,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             config: config.clone(),
             host_config: host_config.clone(),
             runtime_path: runtime_path.to_string_lossy().into_owned(),
+            network_settings: network_settings.clone(),
         };
         // Pinned while the container is being built (its `.tmp-<id>` dir
         // exists), so `drop_stale_pins` never takes a pin being made.
@@ -260,6 +270,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             Err(EngineError::NameInUse { .. }) if !given && attempt < 5 => attempt += 1,
             Err(e) => {
                 let _ = store.unpin(&pin_name(&id));
+                crate::network::release(engine.root(), &id);
                 return Err(e);
             }
         }
@@ -419,7 +430,9 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let dir = engine.dir(id);
     unmount_rootfs(&dir)?;
+    crate::network::detach(id);
     engine.remove(id)?;
+    crate::network::release(engine.root(), id);
     if let Ok(store) = Store::open(engine.root()) {
         let _ = store.unpin(&pin_name(id));
     }
@@ -465,8 +478,13 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
     };
     mount_rootfs(store, &rec, &dir)?;
     let rootfs = rootfs_dir(&dir);
-    crate::spec::write_etc_files(&dir, &rec.config.hostname, &rec.config.domainname)
-        .map_err(undo)?;
+    crate::spec::write_etc_files_with_ip(
+        &dir,
+        &rec.config.hostname,
+        &rec.config.domainname,
+        rec.network_settings.as_ref().map(|n| n.ip_address.as_str()),
+    )
+    .map_err(undo)?;
     let init = if rec.host_config.init == Some(true) {
         Some(find_init().map_err(undo)?)
     } else {
@@ -566,6 +584,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
             let _ = child.wait();
             let rt = runtime_of(engine, &rec);
             let _ = rt.delete(id);
+            crate::network::detach(id);
             let msg = e.to_string();
             let code = e.exit_code();
             let _ = engine.update_state(id, |s| {

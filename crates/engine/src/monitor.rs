@@ -312,6 +312,15 @@ impl Monitor {
         let pid: i32 = pid_text.trim().parse().map_err(|_| {
             EngineError::Runtime(format!("the runtime wrote a bad pid file: {pid_text:?}"))
         })?;
+        // The runtime made the network namespace; the process has not
+        // started yet: connect it to its network now.
+        if let Some(ep) = &self.rec.network_settings {
+            if let Err(e) = crate::network::attach(self.engine.root(), &self.id, ep, pid) {
+                let _ = self.rt.delete(&self.id);
+                crate::network::detach(&self.id);
+                return Err(e);
+            }
+        }
         self.pid = pid;
         self.pidfd = Pid::from_raw(pid).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
@@ -322,6 +331,7 @@ impl Monitor {
     fn start(&mut self) -> Result<()> {
         if let Err(e) = self.rt.start(&self.id) {
             let _ = self.rt.delete(&self.id);
+            crate::network::detach(&self.id);
             return Err(e);
         }
         self.started = Instant::now();
@@ -465,6 +475,7 @@ impl Monitor {
                 self.event("oom", &[]);
             }
             let _ = self.rt.delete(&self.id);
+            crate::network::detach(&self.id);
             self.pid = 0;
             self.pidfd = None;
             self.kill_probe();

@@ -29,6 +29,10 @@ pub struct ContainerRecord {
     pub host_config: HostConfig,
     /// Path of the OCI runtime binary that runs this container.
     pub runtime_path: String,
+    /// Its address on a bridge network (`--network bridge`), allocated at
+    /// create and released at remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_settings: Option<crate::network::Endpoint>,
 }
 
 /// Docker's container `Config`.
@@ -116,8 +120,8 @@ pub struct HostConfig {
     pub shm_size: i64,
     pub oom_score_adj: i64,
     pub auto_remove: bool,
-    /// `none` (a network namespace with loopback only: Barge's default until
-    /// it has bridge networks) or `host`.
+    /// `none` (a network namespace with loopback only: Barge's default),
+    /// `host`, or `bridge` (the default bridge network, opt-in).
     pub network_mode: String,
     /// Mounting the engine's state or an API socket was explicitly allowed.
     #[serde(rename = "AllowEngineSocket")]

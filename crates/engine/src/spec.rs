@@ -651,6 +651,17 @@ fn host_devices() -> Vec<Value> {
 /// The files Docker bind-mounts over /etc/hostname, /etc/hosts and
 /// /etc/resolv.conf, written into the container's directory.
 pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str) -> Result<()> {
+    write_etc_files_with_ip(dir, hostname, domainname, None)
+}
+
+/// [`write_etc_files`] for a container with an address on a network:
+/// /etc/hosts maps its hostname to that address (else to 127.0.1.1).
+pub fn write_etc_files_with_ip(
+    dir: &Path,
+    hostname: &str,
+    domainname: &str,
+    ip: Option<&str>,
+) -> Result<()> {
     let w = |name: &str, data: String| -> Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, data).map_err(io("write", &p))
@@ -666,7 +677,8 @@ pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str) -> Result<(
         format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
              fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{fqdn}\n"
+             ff02::2\tip6-allrouters\n{self_ip}\t{fqdn}\n",
+            self_ip = ip.unwrap_or("127.0.1.1")
         ),
     )?;
     // The host's resolvers, without loopback ones (unreachable from the

@@ -448,6 +448,7 @@ mod tests {
             config: Config::default(),
             host_config: HostConfig::default(),
             runtime_path: "barge-runc".into(),
+            network_settings: None,
         }
     }
 

@@ -400,7 +400,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
     }
     if !f.publish.is_empty() {
         return Err(exit_err(EngineError::InvalidArgument(
-            "publishing ports needs a bridge network, which Barge does not have yet; use --network host and listen on the host's port".into(),
+            "publishing ports (-p) is not implemented yet; use --network host and listen on the host's port, or --network bridge and the container's address (barge inspect -f '{{.NetworkSettings.IPAddress}}')".into(),
         )));
     }
     hc.allow_engine_socket = f.allow_engine_socket;

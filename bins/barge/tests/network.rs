@@ -81,7 +81,7 @@ fn links() -> String {
 }
 
 fn veth(id: &str) -> String {
-    format!("veth{}", &id[..7])
+    format!("brg{}", &id[..12])
 }
 
 #[test]

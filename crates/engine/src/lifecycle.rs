@@ -430,7 +430,11 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let dir = engine.dir(id);
     unmount_rootfs(&dir)?;
-    crate::network::detach(id);
+    let has_network = engine
+        .record(id)
+        .map(|r| r.network_settings.is_some())
+        .unwrap_or(false);
+    crate::network::detach(id, has_network);
     engine.remove(id)?;
     crate::network::release(engine.root(), id);
     if let Ok(store) = Store::open(engine.root()) {
@@ -584,7 +588,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
             let _ = child.wait();
             let rt = runtime_of(engine, &rec);
             let _ = rt.delete(id);
-            crate::network::detach(id);
+            crate::network::detach(id, rec.network_settings.is_some());
             let msg = e.to_string();
             let code = e.exit_code();
             let _ = engine.update_state(id, |s| {

@@ -317,7 +317,7 @@ impl Monitor {
         if let Some(ep) = &self.rec.network_settings {
             if let Err(e) = crate::network::attach(self.engine.root(), &self.id, ep, pid) {
                 let _ = self.rt.delete(&self.id);
-                crate::network::detach(&self.id);
+                crate::network::detach(&self.id, self.rec.network_settings.is_some());
                 return Err(e);
             }
         }
@@ -331,7 +331,7 @@ impl Monitor {
     fn start(&mut self) -> Result<()> {
         if let Err(e) = self.rt.start(&self.id) {
             let _ = self.rt.delete(&self.id);
-            crate::network::detach(&self.id);
+            crate::network::detach(&self.id, self.rec.network_settings.is_some());
             return Err(e);
         }
         self.started = Instant::now();
@@ -475,7 +475,7 @@ impl Monitor {
                 self.event("oom", &[]);
             }
             let _ = self.rt.delete(&self.id);
-            crate::network::detach(&self.id);
+            crate::network::detach(&self.id, self.rec.network_settings.is_some());
             self.pid = 0;
             self.pidfd = None;
             self.kill_probe();

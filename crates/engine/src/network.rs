@@ -254,8 +254,12 @@ pub fn attach(root: &Path, id: &str, ep: &Endpoint, pid: i32) -> Result<()> {
 }
 
 /// Deletes the container's host veth (absent is fine).
-pub fn detach(id: &str) {
-    let _ = Netlink.delete_link(&link::host_veth_name(id));
+/// Deletes the host end of a container's veth, if it has a network (never
+/// a link of a container without one).
+pub fn detach(id: &str, has_network: bool) {
+    if has_network {
+        let _ = Netlink.delete_link(&link::host_veth_name(id));
+    }
 }
 
 #[cfg(test)]

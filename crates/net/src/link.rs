@@ -75,16 +75,17 @@ pub trait Links: Send + Sync {
     fn lo_up(&self, netns: &Path) -> Result<(), NetError>;
 }
 
-/// The host-side veth name for a container: "veth" and the first 7 hex
-/// characters of its id (11 bytes, well within IFNAMSIZ).
+/// The host-side veth name for a container: "brg" and the first 12 hex
+/// characters of its id (15 bytes: IFNAMSIZ less the NUL). Not "veth…",
+/// which Docker's random names use: a clash would delete another tool's link.
 pub fn host_veth_name(container_id: &str) -> String {
     let hex: String = container_id
         .chars()
         .filter(char::is_ascii_hexdigit)
-        .take(7)
+        .take(12)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    format!("veth{hex}")
+    format!("brg{hex}")
 }
 
 /// Docker's MAC address for a container address: 02:42 and the IPv4 bytes

@@ -11,8 +11,8 @@ use super::*;
 
 #[test]
 fn veth_names_and_macs() {
-    assert_eq!(host_veth_name("0123456789abcdef"), "veth0123456");
-    assert_eq!(host_veth_name("ABCDEF0123"), "vethabcdef0");
+    assert_eq!(host_veth_name("0123456789abcdef"), "brg0123456789ab");
+    assert_eq!(host_veth_name("ABCDEF0123"), "brgabcdef0123");
     assert!(host_veth_name(&"f".repeat(64)).len() < IFNAMSIZ);
     assert!(check_link_name(&host_veth_name(&"a".repeat(64))).is_ok());
     assert_eq!(

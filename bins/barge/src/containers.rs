@@ -1667,15 +1667,6 @@ pub fn inspect(root: &Path, a: &crate::images::InspectArgs, containers_only: boo
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    match &a.format {
-        Some(f) => {
-            let t = Template::parse(f)?;
-            for v in &values {
-                writeln!(out, "{}", t.render(v)?)?;
-            }
-        }
-        None => writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?,
-    }
+    crate::format::print_inspect(&values, a.format.as_deref())?;
     Ok(code)
 }

@@ -480,16 +480,7 @@ pub fn inspect(store: &Store, a: &InspectArgs) -> Result<i32> {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    match &a.format {
-        Some(f) => {
-            let t = Template::parse(f)?;
-            for v in &values {
-                writeln!(out, "{}", t.render(v)?)?;
-            }
-        }
-        None => writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?,
-    }
+    crate::format::print_inspect(&values, a.format.as_deref())?;
     Ok(code)
 }
 

@@ -232,16 +232,7 @@ pub fn inspect(root: &Path, a: &InspectArgs) -> Result<i32> {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    match &a.format {
-        Some(f) => {
-            let t = Template::parse(f)?;
-            for v in &values {
-                writeln!(out, "{}", t.render(v)?)?;
-            }
-        }
-        None => writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?,
-    }
+    crate::format::print_inspect(&values, a.format.as_deref())?;
     Ok(code)
 }
 

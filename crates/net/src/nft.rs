@@ -41,8 +41,6 @@ pub const DEFAULT_TABLE: &str = "barge";
 pub const BRIDGES_SET: &str = "bridges";
 /// nft refuses comments longer than this.
 const MAX_COMMENT: usize = 128;
-/// Linux interface names are at most 15 bytes.
-const MAX_IFNAME: usize = 15;
 
 /// The base chains: name, type, hook, priority.
 const CHAINS: [(&str, &str, &str, i32); 4] = [
@@ -142,25 +140,19 @@ fn check_table(table: &str) -> Result<()> {
     Ok(())
 }
 
+/// An interface name (the kernel's rules, [`crate::link::check_link_name`])
+/// that can also stand in an nft rule.
 fn check_bridge(bridge: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(NetError::NftName {
-            what: "bridge name",
-            input: bridge.to_string(),
-            reason,
-        })
-    };
-    if bridge.is_empty() {
-        return bad("it is empty");
-    }
-    if bridge.len() > MAX_IFNAME {
-        return bad("interface names are at most 15 bytes");
-    }
+    crate::link::check_link_name(bridge)?;
     if bridge
         .chars()
-        .any(|c| c.is_whitespace() || c == '/' || c == '*' || c == '"' || !c.is_ascii())
+        .any(|c| c == '*' || c == '"' || !c.is_ascii())
     {
-        return bad("it must be ascii without whitespace, '/', '*' or '\"'");
+        return Err(NetError::NftName {
+            what: "bridge name",
+            input: bridge.to_string(),
+            reason: "it must be ascii without '*' or '\"'",
+        });
     }
     Ok(())
 }

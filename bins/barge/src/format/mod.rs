@@ -148,5 +148,22 @@ pub fn print_rows(
     }
 }
 
+/// What every `inspect` prints: a JSON array of `values`, or each value
+/// through `--format`.
+pub fn print_inspect(values: &[Value], format: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Some(f) => {
+            let t = Template::parse(f)?;
+            for v in values {
+                writeln!(out, "{}", t.render(v)?)?;
+            }
+        }
+        None => writeln!(out, "{}", serde_json::to_string_pretty(values)?)?,
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

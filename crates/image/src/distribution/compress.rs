@@ -7,9 +7,7 @@
 //! the compressed layers. The config, and so the image id, is unchanged.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +15,7 @@ use serde_json::Value;
 use crate::layer::{self, Compression};
 use crate::store::{Digest, Store, MAX_MANIFEST_BYTES};
 
-use super::{short_id, ClientOptions, DistError, ProgressEvent};
+use super::{short_id, sources, ClientOptions, DistError, ProgressEvent};
 
 /// How `push` sends layers stored uncompressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,56 +68,25 @@ struct Entry {
     size: u64,
 }
 
-fn dir(store: &Store) -> PathBuf {
-    store.root().join("distribution")
-}
-
 fn read_map(store: &Store) -> BTreeMap<String, Entry> {
-    std::fs::read(dir(store).join("compressed.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default()
-}
-
-fn io_err(what: &str, path: PathBuf) -> impl FnOnce(io::Error) -> DistError {
-    let what = what.to_string();
-    move |source| DistError::Io { what, path, source }
+    sources::read_map(store, "compressed.json")
 }
 
 fn record(store: &Store, new: &[(String, Entry)]) -> Result<(), DistError> {
     if new.is_empty() {
         return Ok(());
     }
-    let d = dir(store);
-    std::fs::create_dir_all(&d).map_err(io_err("create", d.clone()))?;
-    let lock_path = d.join("compressed.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err("open", lock_path.clone()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io_err("lock", lock_path.clone())(e.into()))?;
-    let mut all = read_map(store);
-    // Forget entries whose compressed blob was collected since.
-    all.retain(|_, e| store.has_blob(&e.digest));
-    for (k, e) in new {
-        all.insert(k.clone(), e.clone());
-    }
-    let data = serde_json::to_vec(&all).map_err(|e| DistError::Other(e.to_string()))?;
-    let tmp = d.join(format!("compressed.json.{}.tmp", std::process::id()));
-    let dest = d.join("compressed.json");
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &dest)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(io_err("write", dest))
+    sources::update_map(
+        store,
+        "compressed.json",
+        |all: &mut BTreeMap<String, Entry>| {
+            // Forget entries whose compressed blob was collected since.
+            all.retain(|_, e| store.has_blob(&e.digest));
+            for (k, e) in new {
+                all.insert(k.clone(), e.clone());
+            }
+        },
+    )
 }
 
 /// Compresses `src` (an uncompressed layer blob) into a new blob.
@@ -163,7 +130,13 @@ fn is_plain_tar(store: &Store, d: &Digest) -> Result<bool, DistError> {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err("read", store.blob_path(d))(e)),
+            Err(e) => {
+                return Err(DistError::Io {
+                    what: "read".into(),
+                    path: store.blob_path(d),
+                    source: e,
+                })
+            }
         }
     }
     Ok(layer::detect_bytes(&head[..n]) == Compression::None)

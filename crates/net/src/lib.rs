@@ -7,9 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod error;
 pub mod ipam;
 pub mod link;
 pub mod nft;
+pub mod proxy;
 
 pub use error::NetError;

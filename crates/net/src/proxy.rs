@@ -1,0 +1,1 @@
+//! The userspace proxy for published ports (being written).

@@ -91,6 +91,23 @@ pub enum NetError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("bind the embedded dns server to {addr} in {}: {source}; is another dns server already listening there?", netns.display())]
+    DnsBind {
+        addr: std::net::SocketAddrV4,
+        netns: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("embedded dns server: {op}: {source}")]
+    Dns {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    /// A published port could not be bound; worded as Docker words it
+    /// (`Bind for 0.0.0.0:8080 failed: port is already allocated`).
+    #[error("Bind for {addr} failed: {reason}")]
+    ProxyBind { addr: String, reason: String },
+    #[error("cannot start a port proxy thread: {source}; raise the process or thread limit")]
+    ProxyThread { source: std::io::Error },
 }
 
 /// Maps an I/O error to [`NetError::Io`] naming the operation and path.

@@ -207,12 +207,36 @@ pub struct CreateFlags {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Connect a container to a network (none, host, or bridge: the default bridge network)
+    /// Connect a container to a network (bridge, a network's name, none, host, container:NAME)
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short, long)]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Allow mounting the engine's state or an API socket (hands the container root on the host)
     #[arg(long = "allow-engine-socket")]
     pub allow_engine_socket: bool,
@@ -385,24 +409,63 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
         }
         hc.oom_score_adj = o;
     }
-    match f.network.as_deref() {
-        None | Some("none") | Some("default") => hc.network_mode = "none".into(),
-        Some("host") => hc.network_mode = "host".into(),
-        Some("bridge") => hc.network_mode = "bridge".into(),
-        Some(n) => {
-            return Err(exit_err(EngineError::InvalidArgument(format!(
-                "network {n} not found"
-            ))))
+    hc.network_mode = match f.network.as_deref() {
+        None | Some("default") | Some("") => "bridge".into(),
+        Some(n) => n.to_string(),
+    };
+    let mut exposed: BTreeMap<String, Value> = BTreeMap::new();
+    for p in &f.publish {
+        for m in e(opts::parse_publish(p))? {
+            exposed.insert(m.port_key(), json!({}));
+            hc.port_bindings.entry(m.port_key()).or_default().push(
+                barge_engine::record::PortBinding {
+                    host_ip: m.host_ip,
+                    host_port: m.host_port,
+                },
+            );
         }
     }
-    for p in &f.publish {
-        e(opts::parse_publish(p))?;
+    for x in &f.expose {
+        for key in e(opts::parse_expose(x))? {
+            exposed.insert(key, json!({}));
+        }
     }
-    if !f.publish.is_empty() {
-        return Err(exit_err(EngineError::InvalidArgument(
-            "publishing ports (-p) is not implemented yet; use --network host and listen on the host's port, or --network bridge and the container's address (barge inspect -f '{{.NetworkSettings.IPAddress}}')".into(),
-        )));
+    hc.publish_all_ports = f.publish_all;
+    if matches!(hc.network_mode.as_str(), "host" | "none")
+        && (!hc.port_bindings.is_empty() || hc.publish_all_ports)
+    {
+        eprintln!(
+            "WARNING: Published ports are discarded when using {} network mode",
+            hc.network_mode
+        );
+        hc.port_bindings.clear();
+        hc.publish_all_ports = false;
     }
+    for d in &f.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(exit_err(EngineError::InvalidArgument(format!(
+                "invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
+            ))));
+        }
+    }
+    hc.dns = f.dns.clone();
+    hc.dns_search = f.dns_search.clone();
+    hc.dns_options = f.dns_option.clone();
+    for h in &f.add_host {
+        e(opts::parse_extra_host(h))?;
+    }
+    hc.extra_hosts = f.add_host.clone();
+    let networking = barge_engine::network::ConnectOptions {
+        ip: match &f.ip {
+            Some(ip) => Some(ip.parse().map_err(|_| {
+                exit_err(EngineError::InvalidArgument(format!(
+                    "invalid IPv4 address: {ip}"
+                )))
+            })?),
+            None => None,
+        },
+        aliases: f.network_alias.clone(),
+    };
     hc.allow_engine_socket = f.allow_engine_socket;
 
     let mut cfg = Config {
@@ -430,6 +493,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
         cfg.stop_signal = Some(e(opts::parse_signal_name(s))?);
     }
     cfg.stop_timeout = f.stop_timeout;
+    cfg.exposed_ports = exposed;
     let attach_all = !detach && f.attach.is_empty();
     let attached = |s: &str| attach_all || f.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
     cfg.attach_stdin = f.interactive && !detach && (attach_all || attached("stdin"));
@@ -485,6 +549,7 @@ fn build_request(f: &CreateFlags, detach: bool) -> Result<CreateRequest> {
         host_config: hc,
         runtime: f.runtime.clone().unwrap_or_default(),
         no_healthcheck: f.no_healthcheck,
+        networking,
     })
 }
 
@@ -1084,7 +1149,7 @@ fn ps_row(engine: &Engine, store: Option<&Store>, c: &Container, trunc: bool, si
         "RunningFor": format!("{} ago", human::duration(barge_engine::time::seconds_since(&c.record.created).unwrap_or(0))),
         "Status": status_text(c),
         "State": c.state.status,
-        "Ports": "",
+        "Ports": crate::networks::ports_text(engine.root(), c),
         "Names": c.record.name,
         "Labels": labels.join(","),
         "Mounts": c.record.host_config.mounts.iter().map(|m| if m.source.is_empty() { m.target.clone() } else { m.source.clone() }).collect::<Vec<_>>().join(","),
@@ -1317,7 +1382,6 @@ pub fn inspect_json(engine: &Engine, c: &Container) -> Value {
             .collect();
         m.insert("Mounts".into(), Value::Array(mounts));
     }
-    let ep = rec.network_settings.clone().unwrap_or_default();
     json!({
         "Id": rec.id,
         "Created": rec.created,
@@ -1348,27 +1412,7 @@ pub fn inspect_json(engine: &Engine, c: &Container) -> Value {
         },
         "Mounts": mounts,
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "HairpinMode": false,
-            "Ports": {},
-            "SandboxKey": "",
-            "Gateway": ep.gateway,
-            "IPAddress": ep.ip_address,
-            "IPPrefixLen": ep.ip_prefix_len,
-            "MacAddress": ep.mac_address,
-            "Networks": {
-                rec.host_config.network_mode.clone(): {
-                    "NetworkID": "",
-                    "EndpointID": "",
-                    "Gateway": ep.gateway,
-                    "IPAddress": ep.ip_address,
-                    "IPPrefixLen": ep.ip_prefix_len,
-                    "MacAddress": ep.mac_address,
-                }
-            }
-        },
+        "NetworkSettings": crate::networks::settings_json(engine.root(), c),
     })
 }
 

@@ -17,6 +17,7 @@ mod fscmds;
 mod human;
 mod images;
 mod monitoring;
+mod networks;
 mod registry;
 mod volumes;
 
@@ -167,6 +168,13 @@ pub enum Command {
         #[command(subcommand)]
         command: VolumeCommand,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port(networks::PortArgs),
     /// Manage Barge
     System {
         #[command(subcommand)]
@@ -231,6 +239,8 @@ pub enum ContainerCommand {
     Events(monitoring::EventsArgs),
     /// Remove all stopped containers
     Prune(monitoring::PruneArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(networks::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,9 +294,44 @@ pub enum VolumeCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(networks::CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(networks::ListArgs),
+    /// Display detailed information on one or more networks
+    Inspect(networks::InspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(networks::RmArgs),
+    /// Remove all unused networks
+    Prune(networks::PruneArgs),
+    /// Connect a container to a network
+    Connect(networks::ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(networks::DisconnectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SystemCommand {
     /// Show disk usage
     Df,
+    /// Remove unused data: stopped containers, unused networks, dangling (or with -a unused) images, build cache, and with --volumes anonymous volumes
+    Prune(SystemPruneArgs),
     /// Verify every blob's digest and every image's references
     Check,
 }
@@ -412,6 +457,19 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             VolumeCommand::Rm(a) => volumes::rm(root, a),
             VolumeCommand::Prune(a) => volumes::prune(root, a),
         },
+        Command::Network { command } => match command {
+            NetworkCommand::Create(a) => networks::create(root, a),
+            NetworkCommand::Ls(a) => networks::list(root, a),
+            NetworkCommand::Inspect(a) => networks::inspect(root, a),
+            NetworkCommand::Rm(a) => networks::rm(root, a),
+            NetworkCommand::Prune(a) => networks::prune(root, a),
+            NetworkCommand::Connect(a) => networks::connect(root, a),
+            NetworkCommand::Disconnect(a) => networks::disconnect(root, a),
+        },
+        Command::Port(a) => networks::port(root, a),
+        Command::System {
+            command: SystemCommand::Prune(a),
+        } => system_prune(root, a),
         Command::System {
             command: SystemCommand::Df,
         } => images::system_df(&store()?),
@@ -419,6 +477,69 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             command: SystemCommand::Check,
         } => images::system_check(&store()?),
     }
+}
+
+/// `system prune`: each kind of unused thing in turn, as its own prune
+/// command does it.
+fn system_prune(root: &std::path::Path, a: &SystemPruneArgs) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    if !a.force {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("system prune asks for confirmation and stdin is not a terminal: pass -f (--force) to remove without asking");
+        }
+        let mut text = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+        if a.volumes {
+            text.push_str("  - all anonymous volumes not used by at least one container\n");
+        }
+        text.push_str(if a.all {
+            "  - all images without at least one container associated to them\n"
+        } else {
+            "  - all dangling images\n"
+        });
+        text.push_str("  - all build cache\n\nAre you sure you want to continue?");
+        if !images::confirm(&text) {
+            return Ok(0);
+        }
+    }
+    monitoring::prune(
+        root,
+        &monitoring::PruneArgs {
+            filter: Vec::new(),
+            force: true,
+        },
+    )?;
+    let gone = networks::prune_networks(root, &[])?;
+    if !gone.is_empty() {
+        println!("Deleted Networks:");
+        for n in gone {
+            println!("{n}");
+        }
+        println!();
+    }
+    if a.volumes {
+        volumes::prune(
+            root,
+            &volumes::PruneArgs {
+                all: false,
+                filter: Vec::new(),
+                force: true,
+            },
+        )?;
+    }
+    images::prune(
+        &images::open_store(root)?,
+        &images::PruneArgs {
+            all: a.all,
+            force: true,
+        },
+    )?;
+    build::prune(
+        root,
+        &build::BuilderPruneArgs {
+            force: true,
+            all: true,
+        },
+    )
 }
 
 fn container_command(root: &std::path::Path, c: &ContainerCommand) -> anyhow::Result<i32> {
@@ -447,5 +568,6 @@ fn container_command(root: &std::path::Path, c: &ContainerCommand) -> anyhow::Re
         ContainerCommand::Stats(a) => monitoring::stats(root, a),
         ContainerCommand::Events(a) => monitoring::events(root, a),
         ContainerCommand::Prune(a) => monitoring::prune(root, a),
+        ContainerCommand::Port(a) => networks::port(root, a),
     }
 }

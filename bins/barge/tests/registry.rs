@@ -95,6 +95,7 @@ impl Drop for Empty {
         for id in o.stdout.lines() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        common::teardown_networks(self.root());
     }
 }
 

@@ -1353,7 +1353,6 @@ impl<'a> Builder<'a> {
                 ..HostConfig::default()
             },
             runtime_path: self.runtime.to_string_lossy().into_owned(),
-            network_settings: None,
         };
         let volumes = self.engine.volumes_dir();
         let spec = barge_engine::spec::build(&barge_engine::spec::SpecInput {
@@ -1363,6 +1362,7 @@ impl<'a> Builder<'a> {
             volumes_dir: &volumes,
             init_binary: None,
             cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            netns_path: None,
         })?;
         barge_engine::store::write_json_atomic(&dir.join("config.json"), &spec)?;
         let rt = barge_engine::runtime::Runtime::new(

@@ -39,6 +39,8 @@ pub struct CreateRequest {
     pub runtime: String,
     /// Disable the image's health check (`--no-healthcheck`).
     pub no_healthcheck: bool,
+    /// `--ip` and `--network-alias` for the network of `--network`.
+    pub networking: crate::network::ConnectOptions,
 }
 
 /// Drops the image pins of containers that do not exist (a `create`
@@ -177,7 +179,9 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
         }
     }
     if let Some(Value::Object(p)) = ic.get("ExposedPorts") {
-        config.exposed_ports = p.clone().into_iter().collect();
+        for (k, v) in p {
+            config.exposed_ports.entry(k.clone()).or_insert(v.clone());
+        }
     }
     if let Some(Value::Object(v)) = ic.get("Volumes") {
         config.volumes = v.clone().into_iter().collect();
@@ -185,9 +189,7 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
 
     let mut host_config = req.host_config.clone();
     add_volumes_from(engine, &mut host_config)?;
-    if host_config.network_mode.is_empty() {
-        host_config.network_mode = "none".into();
-    }
+    normalize_network(engine, &mut host_config, &config, &req.networking)?;
     if host_config.shm_size == 0 {
         host_config.shm_size = 64 << 20;
     }
@@ -224,19 +226,23 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
         req.runtime.clone()
     };
 
+    if let Some(n) = &req.name {
+        crate::ids::validate_name(n)?;
+    }
     let id = crate::ids::new_id()?;
     if config.hostname.is_empty() {
         config.hostname = crate::ids::short(&id).to_string();
     }
-    let network_settings = if host_config.network_mode == "bridge" {
-        Some(crate::network::allocate(
+    if !is_special_network_mode(&host_config.network_mode) {
+        crate::network::connect(
             engine.root(),
             &host_config.network_mode,
             &id,
-        )?)
-    } else {
-        None
-    };
+            req.name.as_deref().unwrap_or(crate::ids::short(&id)),
+            &req.networking,
+            None,
+        )?;
+    }
     let given = req.name.is_some();
     let mut attempt = 0;
     loop {
@@ -254,7 +260,6 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             config: config.clone(),
             host_config: host_config.clone(),
             runtime_path: runtime_path.to_string_lossy().into_owned(),
-            network_settings: network_settings.clone(),
         };
         // Pinned while the container is being built (its `.tmp-<id>` dir
         // exists), so `drop_stale_pins` never takes a pin being made.
@@ -270,11 +275,76 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             Err(EngineError::NameInUse { .. }) if !given && attempt < 5 => attempt += 1,
             Err(e) => {
                 let _ = store.unpin(&pin_name(&id));
-                crate::network::release(engine.root(), &id);
+                crate::network::release_all(engine.root(), &id);
                 return Err(e);
             }
         }
     }
+}
+
+/// `none`, `host` and `container:<id>` are not networks to connect to.
+pub fn is_special_network_mode(mode: &str) -> bool {
+    matches!(mode, "none" | "host") || mode.starts_with("container:")
+}
+
+/// Checks the network mode and what goes with it, Docker's way: an empty
+/// mode is the default network, a network is named by its name (not an
+/// id prefix), `container:NAME` by the other container's id, and options
+/// that make no sense with the mode are refused.
+fn normalize_network(
+    engine: &Engine,
+    hc: &mut HostConfig,
+    config: &Config,
+    net: &crate::network::ConnectOptions,
+) -> Result<()> {
+    if hc.network_mode.is_empty() || hc.network_mode == "default" {
+        hc.network_mode = crate::network::BRIDGE.into();
+    }
+    let publishes = !hc.port_bindings.is_empty() || hc.publish_all_ports;
+    if let Some(other) = hc.network_mode.strip_prefix("container:") {
+        if other.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "invalid network mode: container: needs a container name or id".into(),
+            ));
+        }
+        let other = engine.resolve(other)?;
+        if publishes {
+            return Err(EngineError::InvalidArgument(
+                "conflicting options: port publishing and the container type network mode".into(),
+            ));
+        }
+        if !hc.dns.is_empty() || !hc.extra_hosts.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "conflicting options: dns and the network mode".into(),
+            ));
+        }
+        if !config.hostname.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "conflicting options: hostname and the network mode".into(),
+            ));
+        }
+        hc.network_mode = format!("container:{other}");
+    } else if !matches!(hc.network_mode.as_str(), "none" | "host") {
+        let n = crate::network::find(engine.root(), &hc.network_mode)?;
+        hc.network_mode = n.name;
+    }
+    if is_special_network_mode(&hc.network_mode) {
+        if net.ip.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !net.aliases.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+    }
+    for key in hc.port_bindings.keys() {
+        crate::network::parse_port_key(key)?;
+    }
+    Ok(())
 }
 
 /// `--volumes-from CONTAINER[:ro|:rw]`: the other container's volume and
@@ -430,17 +500,79 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let dir = engine.dir(id);
     unmount_rootfs(&dir)?;
-    let has_network = engine
-        .record(id)
-        .map(|r| r.network_settings.is_some())
-        .unwrap_or(false);
-    crate::network::detach(id, has_network);
+    // What a killed monitor could not undo, and the addresses.
+    crate::network::unpublish(engine.root(), id);
+    crate::network::release_all(engine.root(), id);
     engine.remove(id)?;
-    crate::network::release(engine.root(), id);
     if let Ok(store) = Store::open(engine.root()) {
         let _ = store.unpin(&pin_name(id));
     }
     Ok(())
+}
+
+/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf
+/// for its network mode; for `container:<id>`, the other container's hosts
+/// and resolv.conf, and the path of its network namespace to join (it must
+/// be running).
+fn write_network_files(
+    engine: &Engine,
+    rec: &ContainerRecord,
+    dir: &Path,
+) -> Result<Option<String>> {
+    let hc = &rec.host_config;
+    if let Some(other) = hc.network_mode.strip_prefix("container:") {
+        let c = engine.container(other).map_err(|_| {
+            EngineError::Conflict(format!(
+                "cannot join network of a non running container: {other}"
+            ))
+        })?;
+        if !c.state.running || c.state.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "cannot join network of a non running container: {other}"
+            )));
+        }
+        crate::spec::write_etc_files(dir, &rec.config.hostname, &rec.config.domainname)?;
+        let from = engine.dir(other);
+        for f in ["hosts", "resolv.conf"] {
+            let (src, dst) = (from.join(f), dir.join(f));
+            std::fs::copy(&src, &dst).map_err(io("copy", &src))?;
+        }
+        return Ok(Some(format!("/proc/{}/ns/net", c.state.pid)));
+    }
+    let eps = crate::network::endpoints_of(engine.root(), &rec.id);
+    let gateway = eps.first().map(|e| e.gateway.clone()).or_else(|| {
+        crate::network::read(engine.root(), crate::network::BRIDGE)
+            .ok()
+            .map(|n| n.gateway.to_string())
+    });
+    let mut extra_hosts = Vec::new();
+    for h in &hc.extra_hosts {
+        let (name, ip) = crate::opts::parse_extra_host(h)?;
+        let ip = if ip == "host-gateway" {
+            gateway.clone().ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "--add-host {h}: host-gateway needs a network with a gateway"
+                ))
+            })?
+        } else {
+            ip
+        };
+        extra_hosts.push((name, ip));
+    }
+    crate::spec::write_etc_files_net(
+        dir,
+        &crate::spec::EtcFiles {
+            hostname: &rec.config.hostname,
+            domainname: &rec.config.domainname,
+            ip: eps.first().map(|e| e.ip_address.as_str()),
+            extra_hosts: &extra_hosts,
+            dns: &hc.dns,
+            dns_search: &hc.dns_search,
+            dns_options: &hc.dns_options,
+            embedded_dns: crate::network::uses_embedded_dns(&eps),
+        },
+    )?;
+    Ok(None)
 }
 
 /// Is the host on the unified cgroup hierarchy only?
@@ -482,13 +614,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
     };
     mount_rootfs(store, &rec, &dir)?;
     let rootfs = rootfs_dir(&dir);
-    crate::spec::write_etc_files_with_ip(
-        &dir,
-        &rec.config.hostname,
-        &rec.config.domainname,
-        rec.network_settings.as_ref().map(|n| n.ip_address.as_str()),
-    )
-    .map_err(undo)?;
+    let netns_path = write_network_files(engine, &rec, &dir).map_err(undo)?;
     let init = if rec.host_config.init == Some(true) {
         Some(find_init().map_err(undo)?)
     } else {
@@ -503,6 +629,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
         volumes_dir: &volumes,
         init_binary: init.as_deref(),
         cgroup_v2: cgroup_v2(),
+        netns_path: netns_path.as_deref(),
     })
     .map_err(undo)?;
     crate::store::write_json_atomic(&dir.join("config.json"), &spec).map_err(undo)?;
@@ -588,7 +715,7 @@ pub fn start(engine: &Engine, store: &Store, id: &str, attach: bool) -> Result<S
             let _ = child.wait();
             let rt = runtime_of(engine, &rec);
             let _ = rt.delete(id);
-            crate::network::detach(id, rec.network_settings.is_some());
+            crate::network::unplug_dead(engine.root(), id);
             let msg = e.to_string();
             let code = e.exit_code();
             let _ = engine.update_state(id, |s| {

@@ -126,6 +126,8 @@ struct Monitor {
     probe: Option<Probe>,
     next_probe: Option<Instant>,
     started: Instant,
+    /// Veths, embedded DNS, proxy and DNAT rules of the running process.
+    net: Option<crate::network::Plumbing>,
 }
 
 fn nonblocking(fd: &OwnedFd) {
@@ -214,6 +216,7 @@ fn run(root: &Path, id: &str, attach_first: bool, ready: &mut Ready) -> Result<(
         probe: None,
         next_probe: None,
         started: Instant::now(),
+        net: None,
     };
 
     m.create()?;
@@ -314,10 +317,10 @@ impl Monitor {
         })?;
         // The runtime made the network namespace; the process has not
         // started yet: connect it to its network now.
-        if let Some(ep) = &self.rec.network_settings {
-            if let Err(e) = crate::network::attach(self.engine.root(), &self.id, ep, pid) {
+        match crate::network::plug(self.engine.root(), &self.rec, pid) {
+            Ok(p) => self.net = Some(p),
+            Err(e) => {
                 let _ = self.rt.delete(&self.id);
-                crate::network::detach(&self.id, self.rec.network_settings.is_some());
                 return Err(e);
             }
         }
@@ -331,7 +334,7 @@ impl Monitor {
     fn start(&mut self) -> Result<()> {
         if let Err(e) = self.rt.start(&self.id) {
             let _ = self.rt.delete(&self.id);
-            crate::network::detach(&self.id, self.rec.network_settings.is_some());
+            self.unplug();
             return Err(e);
         }
         self.started = Instant::now();
@@ -366,6 +369,12 @@ impl Monitor {
         let ev = if restarting { "restart" } else { "start" };
         self.event(ev, &[]);
         Ok(())
+    }
+
+    fn unplug(&mut self) {
+        if let Some(p) = self.net.take() {
+            crate::network::unplug(self.engine.root(), &self.id, p);
+        }
     }
 
     fn event(&self, action: &str, extra: &[(&str, String)]) {
@@ -475,7 +484,7 @@ impl Monitor {
                 self.event("oom", &[]);
             }
             let _ = self.rt.delete(&self.id);
-            crate::network::detach(&self.id, self.rec.network_settings.is_some());
+            self.unplug();
             self.pid = 0;
             self.pidfd = None;
             self.kill_probe();

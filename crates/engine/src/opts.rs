@@ -1582,6 +1582,39 @@ pub fn parse_publish(s: &str) -> Result<Vec<PortMapping>> {
         .collect())
 }
 
+/// `--expose PORT[-END][/proto]`: Docker's keys (`80/tcp`) for each port.
+pub fn parse_expose(s: &str) -> Result<Vec<String>> {
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let proto = proto.to_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(invalid(format!("invalid proto: {proto}")));
+    }
+    let (start, end) = port_range(ports)
+        .ok_or_else(|| invalid(format!("invalid range format for --expose: {s}")))?;
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// `--add-host name:ip` (or `name=ip`): docker-cli `ValidateExtraHost`.
+/// The address may be `host-gateway`; an IPv6 one may be in brackets.
+pub fn parse_extra_host(s: &str) -> Result<(String, String)> {
+    let bad = || invalid(format!("bad format for add-host: {s:?}"));
+    let (name, ip) = match s.split_once('=') {
+        Some(kv) => kv,
+        None => s.split_once(':').ok_or_else(bad)?,
+    };
+    if name.is_empty() || ip.is_empty() || name.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip);
+    if ip != "host-gateway" && ip.parse::<IpAddr>().is_err() {
+        return Err(invalid(format!("invalid IP address in add-host: {ip:?}")));
+    }
+    Ok((name.to_string(), ip.to_string()))
+}
+
 // ---------------------------------------------------------------------------
 // Sysctls, users, signals, security options, capabilities
 // ---------------------------------------------------------------------------
@@ -2512,6 +2545,31 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got.get("a").map(String::as_str), Some("1"));
         assert_eq!(got.get("c").map(String::as_str), Some("x y"));
+    }
+
+    #[test]
+    fn expose_forms_parse() {
+        assert_eq!(parse_expose("80").unwrap(), ["80/tcp"]);
+        assert_eq!(parse_expose("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            parse_expose("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(parse_expose("x").is_err());
+        assert!(parse_expose("80/icmp").is_err());
+    }
+
+    #[test]
+    fn extra_hosts_parse() {
+        let ok = |s: &str| parse_extra_host(s).unwrap();
+        assert_eq!(ok("db:10.0.0.5"), ("db".into(), "10.0.0.5".into()));
+        assert_eq!(ok("db=10.0.0.5"), ("db".into(), "10.0.0.5".into()));
+        assert_eq!(ok("gw:host-gateway"), ("gw".into(), "host-gateway".into()));
+        assert_eq!(ok("v6:[::1]"), ("v6".into(), "::1".into()));
+        assert_eq!(ok("v6:::1"), ("v6".into(), "::1".into()));
+        for bad in ["db", "db:", ":1.2.3.4", "db:300.1.1.1"] {
+            assert!(parse_extra_host(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -29,10 +29,6 @@ pub struct ContainerRecord {
     pub host_config: HostConfig,
     /// Path of the OCI runtime binary that runs this container.
     pub runtime_path: String,
-    /// Its address on a bridge network (`--network bridge`), allocated at
-    /// create and released at remove.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_settings: Option<crate::network::Endpoint>,
 }
 
 /// Docker's container `Config`.
@@ -120,12 +116,33 @@ pub struct HostConfig {
     pub shm_size: i64,
     pub oom_score_adj: i64,
     pub auto_remove: bool,
-    /// `none` (a network namespace with loopback only: Barge's default),
-    /// `host`, or `bridge` (the default bridge network, opt-in).
+    /// `bridge` (the default network), a user-defined network's name,
+    /// `none` (a network namespace with loopback only), `host`, or
+    /// `container:<id>`.
     pub network_mode: String,
+    /// `-p`: `80/tcp` → where on the host.
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: every exposed port on a random host port.
+    pub publish_all_ports: bool,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host name:ip` as given (`host-gateway` is the gateway of the
+    /// container's first network).
+    pub extra_hosts: Vec<String>,
     /// Mounting the engine's state or an API socket was explicitly allowed.
     #[serde(rename = "AllowEngineSocket")]
     pub allow_engine_socket: bool,
+}
+
+/// Docker's `PortBinding`: an empty `HostIp` is every address, an empty
+/// `HostPort` a random port, `8000-8010` the first free one of a range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 /// One mount of a container, from `-v`, `--mount` or `--tmpfs`.

@@ -221,6 +221,8 @@ pub struct SpecInput<'a> {
     pub init_binary: Option<&'a Path>,
     /// cgroup v2 only (unified hierarchy at /sys/fs/cgroup).
     pub cgroup_v2: bool,
+    /// `--network container:NAME`: the network namespace to join.
+    pub netns_path: Option<&'a str>,
 }
 
 /// Builds `config.json` for the container.
@@ -334,8 +336,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if hc.network_mode != "host" {
-        namespaces.push(json!({"type": "network"}));
+    match input.netns_path {
+        Some(path) => namespaces.push(json!({"type": "network", "path": path})),
+        None if hc.network_mode != "host" => namespaces.push(json!({"type": "network"})),
+        None => {}
     }
     if input.cgroup_v2 && !privileged {
         namespaces.push(json!({"type": "cgroup"}));
@@ -651,57 +655,115 @@ fn host_devices() -> Vec<Value> {
 /// The files Docker bind-mounts over /etc/hostname, /etc/hosts and
 /// /etc/resolv.conf, written into the container's directory.
 pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str) -> Result<()> {
-    write_etc_files_with_ip(dir, hostname, domainname, None)
+    write_etc_files_net(
+        dir,
+        &EtcFiles {
+            hostname,
+            domainname,
+            ..EtcFiles::default()
+        },
+    )
 }
 
-/// [`write_etc_files`] for a container with an address on a network:
-/// /etc/hosts maps its hostname to that address (else to 127.0.1.1).
-pub fn write_etc_files_with_ip(
-    dir: &Path,
-    hostname: &str,
-    domainname: &str,
-    ip: Option<&str>,
-) -> Result<()> {
+/// What goes into a container's /etc/hostname, /etc/hosts and
+/// /etc/resolv.conf.
+#[derive(Debug, Default)]
+pub struct EtcFiles<'a> {
+    pub hostname: &'a str,
+    pub domainname: &'a str,
+    /// The container's address on its first network (else its hostname
+    /// maps to 127.0.1.1).
+    pub ip: Option<&'a str>,
+    /// `--add-host`: (name, address).
+    pub extra_hosts: &'a [(String, String)],
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+    /// On a user-defined network: the resolver is the embedded DNS server
+    /// at 127.0.0.11 (which forwards to `dns` or the host's resolvers).
+    pub embedded_dns: bool,
+}
+
+/// [`write_etc_files`] with everything a network mode brings.
+pub fn write_etc_files_net(dir: &Path, f: &EtcFiles<'_>) -> Result<()> {
     let w = |name: &str, data: String| -> Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, data).map_err(io("write", &p))
     };
-    w("hostname", format!("{hostname}\n"))?;
-    let fqdn = if domainname.is_empty() {
-        hostname.to_string()
+    w("hostname", format!("{}\n", f.hostname))?;
+    let fqdn = if f.domainname.is_empty() {
+        f.hostname.to_string()
     } else {
-        format!("{hostname}.{domainname} {hostname}")
+        format!("{}.{} {}", f.hostname, f.domainname, f.hostname)
     };
-    w(
-        "hosts",
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n{self_ip}\t{fqdn}\n",
-            self_ip = ip.unwrap_or("127.0.1.1")
-        ),
-    )?;
-    // The host's resolvers, without loopback ones (unreachable from the
-    // container's own network namespace), as Docker filters them.
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n",
+    );
+    for (name, ip) in f.extra_hosts {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    hosts.push_str(&format!("{}\t{fqdn}\n", f.ip.unwrap_or("127.0.1.1")));
+    w("hosts", hosts)?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = String::new();
-    let mut servers = 0;
+    w("resolv.conf", resolv_conf(&host, f))
+}
+
+/// A container's resolv.conf from the host's, Docker's way: the host's
+/// loopback resolvers are dropped (unreachable from the container's
+/// namespace), Google's are the fallback, `--dns*` replace the host's
+/// lines, and with the embedded DNS the only nameserver is 127.0.0.11
+/// with `ndots:0`.
+pub fn resolv_conf(host: &str, f: &EtcFiles<'_>) -> String {
+    let mut servers = Vec::new();
+    let mut search: Vec<String> = Vec::new();
+    let mut options: Vec<String> = Vec::new();
     for l in host.lines() {
-        let t = l.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if ns.starts_with("127.") || ns == "::1" {
-                continue;
+        let mut words = l.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                if let Some(ns) = words.next() {
+                    if !(ns.starts_with("127.") || ns == "::1") {
+                        servers.push(ns.to_string());
+                    }
+                }
             }
-            servers += 1;
+            Some("search") | Some("domain") => search = words.map(String::from).collect(),
+            Some("options") => options.extend(words.map(String::from)),
+            _ => {}
         }
-        out.push_str(l);
-        out.push('\n');
     }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    if f.embedded_dns {
+        servers = vec!["127.0.0.11".into()];
+        options = std::iter::once("ndots:0".to_string())
+            .chain(f.dns_options.iter().cloned())
+            .collect();
+    } else {
+        if !f.dns.is_empty() {
+            servers = f.dns.to_vec();
+        } else if servers.is_empty() {
+            servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+        }
+        if !f.dns_options.is_empty() {
+            options = f.dns_options.to_vec();
+        }
     }
-    w("resolv.conf", out)
+    if !f.dns_search.is_empty() {
+        search = f.dns_search.iter().filter(|s| *s != ".").cloned().collect();
+    }
+    let mut out = String::new();
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
 }
 
 /// The engine's own state and the API sockets a container must not get

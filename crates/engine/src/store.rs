@@ -448,7 +448,6 @@ mod tests {
             config: Config::default(),
             host_config: HostConfig::default(),
             runtime_path: "barge-runc".into(),
-            network_settings: None,
         }
     }
 

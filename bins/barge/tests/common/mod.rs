@@ -162,6 +162,40 @@ impl Drop for Env {
         for m in self.mounts().iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
+        teardown_networks(self.root());
+    }
+}
+
+/// Deletes the bridges and the nftables table the networks of an engine
+/// root made (by the names the root recorded), so a test leaves no link
+/// or rule behind.
+pub fn teardown_networks(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("networks")) else {
+        return;
+    };
+    let mut tables = std::collections::BTreeSet::new();
+    for e in entries.flatten() {
+        let Ok(data) = std::fs::read(e.path().join("network.json")) else {
+            continue;
+        };
+        let Ok(n) = serde_json::from_slice::<serde_json::Value>(&data) else {
+            continue;
+        };
+        if let Some(b) = n["bridge"].as_str() {
+            let _ = Command::new("ip")
+                .args(["link", "delete", b])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(t) = n["table"].as_str() {
+            tables.insert(t.to_string());
+        }
+    }
+    for t in tables {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &t])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

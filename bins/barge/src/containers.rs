@@ -1153,7 +1153,7 @@ fn ps_row(engine: &Engine, store: Option<&Store>, c: &Container, trunc: bool, si
         "Names": c.record.name,
         "Labels": labels.join(","),
         "Mounts": c.record.host_config.mounts.iter().map(|m| if m.source.is_empty() { m.target.clone() } else { m.source.clone() }).collect::<Vec<_>>().join(","),
-        "Networks": c.record.host_config.network_mode,
+        "Networks": crate::networks::names_text(engine.root(), c),
         "Size": "",
     });
     if size {
@@ -1700,10 +1700,13 @@ pub fn inspect(root: &Path, a: &crate::images::InspectArgs, containers_only: boo
         match &store {
             Some(s) => match crate::images::inspect_value(s, name) {
                 Ok(v) => values.push(v),
-                Err(_) => {
-                    eprintln!("Error: No such object: {name}");
-                    code = 1;
-                }
+                Err(_) => match crate::networks::inspect_value(root, name) {
+                    Some(v) => values.push(v),
+                    None => {
+                        eprintln!("Error: No such object: {name}");
+                        code = 1;
+                    }
+                },
             },
             None => {
                 eprintln!("Error: No such container: {name}");

@@ -390,6 +390,30 @@ fn lookup(root: &Path, key: &str) -> Result<Value> {
     Ok(network_json(root, &n))
 }
 
+/// `inspect NAME` of a network, for the top-level `inspect` (only an
+/// existing network: never makes the default one).
+pub fn inspect_value(root: &Path, key: &str) -> Option<Value> {
+    if key == network::BRIDGE && network::read(root, key).is_err() {
+        return None;
+    }
+    lookup(root, key).ok()
+}
+
+/// `ps`'s NETWORKS: the container's networks, or its mode.
+pub fn names_text(root: &Path, c: &Container) -> String {
+    let eps = network::endpoints_of(root, &c.record.id);
+    if eps.is_empty() {
+        let mode = &c.record.host_config.network_mode;
+        return mode.strip_prefix("container:").map_or(mode.clone(), |id| {
+            format!("container:{}", barge_engine::ids::short(id))
+        });
+    }
+    eps.iter()
+        .map(|e| e.network.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn inspect(root: &Path, a: &InspectArgs) -> Result<i32> {
     let mut values = Vec::new();
     let mut code = 0;

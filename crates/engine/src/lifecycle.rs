@@ -233,16 +233,6 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
     if config.hostname.is_empty() {
         config.hostname = crate::ids::short(&id).to_string();
     }
-    if !is_special_network_mode(&host_config.network_mode) {
-        crate::network::connect(
-            engine.root(),
-            &host_config.network_mode,
-            &id,
-            req.name.as_deref().unwrap_or(crate::ids::short(&id)),
-            &req.networking,
-            None,
-        )?;
-    }
     let given = req.name.is_some();
     let mut attempt = 0;
     loop {
@@ -261,10 +251,24 @@ pub fn create(engine: &Engine, store: &Store, req: CreateRequest) -> Result<Cont
             host_config: host_config.clone(),
             runtime_path: runtime_path.to_string_lossy().into_owned(),
         };
-        // Pinned while the container is being built (its `.tmp-<id>` dir
-        // exists), so `drop_stale_pins` never takes a pin being made.
+        // Pinned and connected while the container is being built (its
+        // locked `.tmp-<id>` dir exists), so `drop_stale_pins` and the
+        // network's sweep of stale endpoints never take what is being made.
         let pin = |_: &Path| -> Result<()> {
             store.pin(&pin_name(&id), std::slice::from_ref(&img.manifest_digest))?;
+            let mode = &host_config.network_mode;
+            if !is_special_network_mode(mode)
+                && crate::network::endpoints_of(engine.root(), &id).is_empty()
+            {
+                crate::network::connect(
+                    engine.root(),
+                    mode,
+                    &id,
+                    req.name.as_deref().unwrap_or(crate::ids::short(&id)),
+                    &req.networking,
+                    None,
+                )?;
+            }
             Ok(())
         };
         match engine.create(&rec, &pin) {

@@ -525,6 +525,42 @@ pub fn endpoints_of(root: &Path, container_id: &str) -> Vec<Endpoint> {
     v
 }
 
+/// Gives back the endpoints and addresses of containers that do not exist
+/// and are not being created (a `create` or `rm` killed half-way).
+/// Called with the lock held.
+fn sweep_stale_locked(root: &Path) {
+    let Ok(engine) = crate::store::Engine::open(root) else {
+        return;
+    };
+    let gone = |id: &str| !engine.dir(id).is_dir() && !engine.building(id);
+    let Ok(entries) = std::fs::read_dir(networks_dir(root)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        for ep in network_endpoints(root, &name) {
+            if gone(&ep.container_id) {
+                let _ = Netlink.delete_link(&host_veth(&ep.container_id, &ep.if_name));
+                let _ = std::fs::remove_file(endpoint_path(root, &name, &ep.container_id));
+            }
+        }
+        if let Ok(pool) = Pool::open(&pool_dir(root, &name)) {
+            let owners: Vec<String> = pool
+                .allocations()
+                .map(|m| m.into_values().collect())
+                .unwrap_or_default();
+            for owner in owners {
+                if gone(&owner) && !endpoint_path(root, &name, &owner).exists() {
+                    let _ = pool.release_owner(&owner);
+                }
+            }
+        }
+    }
+}
+
 /// `network rm`: refused while containers are connected.
 pub fn remove(root: &Path, key: &str) -> Result<String> {
     if PREDEFINED.contains(&key) {
@@ -533,6 +569,7 @@ pub fn remove(root: &Path, key: &str) -> Result<String> {
         )));
     }
     let _l = lock(root)?;
+    sweep_stale_locked(root);
     let net = find_locked(root, key)?;
     if net.name == BRIDGE {
         return Err(EngineError::Conflict(format!(
@@ -558,6 +595,7 @@ pub fn remove(root: &Path, key: &str) -> Result<String> {
     std::fs::rename(&dir, &gone).map_err(io("rename", &dir))?;
     teardown(&net);
     std::fs::remove_dir_all(&gone).map_err(io("remove", &gone))?;
+    collect_idle_locked(root);
     Ok(net.name)
 }
 
@@ -584,6 +622,10 @@ fn find_locked(root: &Path, key: &str) -> Result<Network> {
 /// `network prune`: the user-defined networks no container uses (and
 /// whose labels match `keep`), removed; their names.
 pub fn prune(root: &Path, keep: &dyn Fn(&Network) -> bool) -> Result<Vec<String>> {
+    {
+        let _l = lock(root)?;
+        sweep_stale_locked(root);
+    }
     let mut gone = Vec::new();
     for n in list(root)? {
         if n.name == BRIDGE || !keep(&n) || !network_endpoints(root, &n.name).is_empty() {
@@ -666,7 +708,7 @@ pub fn connect(
         return Err(e);
     }
     if let Some(pid) = pid {
-        if let Err(e) = attach_one(root, &net, &ep, pid, false) {
+        if let Err(e) = attach_one(root, &net, &ep, pid, false, true) {
             let _ = std::fs::remove_file(&path);
             let _ = pool.release(ip, id);
             return Err(e);
@@ -694,12 +736,43 @@ pub fn disconnect(root: &Path, key: &str, id: &str, name: &str) -> Result<()> {
     std::fs::remove_file(&path).map_err(io("remove", &path))
 }
 
+/// Tears down what no container uses any more (called with the lock
+/// held): the default network's bridge and rules once its last endpoint is
+/// gone (made again by the next container on it, as podman's netavark does
+/// with podman0), and the engine's nftables table once none of its
+/// networks has a bridge. Networks' settings and address pools stay.
+fn collect_idle_locked(root: &Path) {
+    if let Ok(net) = read(root, BRIDGE) {
+        if network_endpoints(root, BRIDGE).is_empty()
+            && Netlink.link_exists(&net.bridge).unwrap_or(false)
+        {
+            teardown(&net);
+        }
+    }
+    let Ok(all) = list(root) else {
+        return;
+    };
+    if all
+        .iter()
+        .any(|n| Netlink.link_exists(&n.bridge).unwrap_or(true))
+    {
+        return;
+    }
+    if Firewall::available() {
+        let fw = Firewall::new(&table_name(root));
+        if fw.exists().unwrap_or(false) {
+            let _ = fw.delete_table();
+        }
+    }
+}
+
 /// Gives back everything container `id` holds on any network: veths,
 /// addresses, endpoint files. Nothing to give is fine.
 pub fn release_all(root: &Path, id: &str) {
     let Ok(_l) = lock(root) else {
         return;
     };
+    let _collect = Collect(root);
     let Ok(entries) = std::fs::read_dir(networks_dir(root)) else {
         return;
     };
@@ -719,6 +792,16 @@ pub fn release_all(root: &Path, id: &str) {
     }
 }
 
+/// Runs [`collect_idle_locked`] when dropped (before the lock it is
+/// declared after).
+struct Collect<'a>(&'a Path);
+
+impl Drop for Collect<'_> {
+    fn drop(&mut self) {
+        collect_idle_locked(self.0);
+    }
+}
+
 fn mac_text(ip: Ipv4Addr) -> String {
     link::mac_for(ip)
         .iter()
@@ -729,10 +812,22 @@ fn mac_text(ip: Ipv4Addr) -> String {
 
 /// One veth pair for `ep` into the namespace of `pid`. On failure no veth
 /// is left.
-fn attach_one(root: &Path, net: &Network, ep: &Endpoint, pid: i32, route: bool) -> Result<()> {
+/// `locked`: the caller holds the networks lock already.
+fn attach_one(
+    root: &Path,
+    net: &Network,
+    ep: &Endpoint,
+    pid: i32,
+    route: bool,
+    locked: bool,
+) -> Result<()> {
     if !Netlink.link_exists(&net.bridge)? {
-        // After a reboot, or a bridge deleted by hand.
-        setup(root, net)?;
+        // After a reboot, once the default network was idle, or after a
+        // bridge was deleted by hand. `connect` holds the lock already.
+        let _l = if locked { None } else { Some(lock(root)?) };
+        if !Netlink.link_exists(&net.bridge)? {
+            setup(root, net)?;
+        }
     }
     let ip = ep.ip()?;
     let host = host_veth(&ep.container_id, &ep.if_name);
@@ -990,7 +1085,7 @@ pub fn plug(root: &Path, rec: &ContainerRecord, pid: i32) -> Result<Plumbing> {
         }
         for (i, ep) in eps.iter().enumerate() {
             let net = read(root, &ep.network)?;
-            attach_one(root, &net, ep, pid, i == 0)?;
+            attach_one(root, &net, ep, pid, i == 0, false)?;
         }
         if uses_embedded_dns(&eps) {
             let (udp, tcp) = dns::bind_in_netns(&netns, SocketAddrV4::new(dns::EMBEDDED_ADDR, 53))?;
@@ -1147,6 +1242,55 @@ mod tests {
         assert_eq!(v["MacAddress"], "02:42:ac:11:00:02");
         assert_eq!(v["NetworkID"], "");
         assert_eq!(ep.if_index(), 0);
+    }
+
+    #[test]
+    fn stale_endpoints_and_leases_are_swept_but_not_those_being_created() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let engine = crate::store::Engine::open(root).unwrap();
+        let pool = Pool::create(
+            &pool_dir(root, "n1"),
+            "10.77.0.0/24".parse().unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        std::fs::create_dir_all(endpoints_dir(root, "n1")).unwrap();
+        // A container whose create was killed after its address was taken
+        // (with and without an endpoint file), one that exists, and one
+        // being created (its `.tmp-<id>` locked).
+        let (dead1, dead2, live, building) = (
+            "d".repeat(64),
+            "e".repeat(64),
+            "a".repeat(64),
+            "b".repeat(64),
+        );
+        for id in [&dead1, &dead2, &live, &building] {
+            pool.allocate(id).unwrap();
+        }
+        for id in [&dead1, &live, &building] {
+            let ep = Endpoint {
+                network: "n1".into(),
+                container_id: id.to_string(),
+                if_name: "eth0".into(),
+                ..Endpoint::default()
+            };
+            crate::store::write_json_atomic(&endpoint_path(root, "n1", id), &ep).unwrap();
+        }
+        std::fs::create_dir_all(engine.dir(&live)).unwrap();
+        let tmp = engine.containers_dir().join(format!(".tmp-{building}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let lock = File::create(tmp.join("lock")).unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+
+        sweep_stale_locked(root);
+        let owners: Vec<String> = pool.allocations().unwrap().into_values().collect();
+        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert!(owners.contains(&live) && owners.contains(&building));
+        assert!(!endpoint_path(root, "n1", &dead1).exists());
+        assert!(endpoint_path(root, "n1", &live).exists());
+        assert!(endpoint_path(root, "n1", &building).exists());
     }
 
     #[test]

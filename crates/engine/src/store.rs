@@ -140,7 +140,7 @@ impl Engine {
     }
 
     /// Is a `create` of `id` in progress (its temp dir locked)?
-    fn building(&self, id: &str) -> bool {
+    pub fn building(&self, id: &str) -> bool {
         if id.is_empty() {
             return false;
         }

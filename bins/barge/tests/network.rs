@@ -955,3 +955,49 @@ fn a_killed_monitor_leaves_nothing_after_rm() {
     assert!(!pool.contains(&id), "{pool}");
     std::net::TcpListener::bind(("0.0.0.0", p)).expect("the port is free again");
 }
+
+#[test]
+fn system_prune_removes_stopped_containers_and_unused_networks() {
+    let n = NetEnv::new();
+    let e = n.e();
+    let (used, unused) = (unique("used"), unique("unused"));
+    e.ok(&["network", "create", &used]);
+    e.ok(&["network", "create", &unused]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--network",
+        &used,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    e.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        &used,
+        "busybox",
+        "true",
+    ]);
+    let o = e.run(&["system", "prune"]);
+    assert_ne!(
+        o.code, 0,
+        "prune without -f and no terminal must refuse: {o}"
+    );
+    let out = e.ok(&["system", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted Networks:") && out.contains(&unused),
+        "{out}"
+    );
+    assert!(!out.contains(&used), "{out}");
+    let names = e.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "keeper");
+    let nets = e.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(nets.contains(&used) && !nets.contains(&unused), "{nets}");
+    e.ok(&["rm", "-f", "keeper"]);
+    e.ok(&["network", "rm", &used]);
+}

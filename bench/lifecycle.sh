@@ -3,7 +3,7 @@
 #
 # In one run, on the same busybox image (private stores, nothing system-wide):
 #  (a) latency of a whole container life, one hyperfine run over all engines:
-#        barge --root R run --rm busybox true
+#        barge --root R run --rm --network none busybox true
 #        podman run --rm --network none IMG true     (private store, crun)
 #        docker run --rm --network none IMG true     (only if a dockerd is
 #                                                     already running; none is started)
@@ -15,6 +15,8 @@
 #        through the ids we started, never by process name): RSS from
 #        /proc/PID/status and PSS from /proc/PID/smaps_rollup, median and
 #        mean; then `rm -f` of all COUNT containers in one command (timed).
+#      (all with no network, like for like: barge's default is its bridge;
+#      bench/network.sh measures the bridge)
 # Finally a table, and the issue's targets: barge's `run --rm` median at most
 # 1/4 of podman's; barge-monitor's RSS below conmon's.
 #
@@ -172,7 +174,7 @@ echo "# barge $("$BARGE" --version | awk '{print $2}'), $("$PODMAN" --version) (
 [ "$have_docker" = 1 ] || echo "# docker: no dockerd running; skipped (this script does not start one)" >&2
 
 # the `run` arguments per engine, before IMAGE CMD...
-declare -A run_args=([barge]="run" [podman]="run --network none" [docker]="run --network none")
+declare -A run_args=([barge]="run --network none" [podman]="run --network none" [docker]="run --network none")
 declare -A image=([barge]=busybox [podman]=$IMG_P [docker]=$IMG_D)
 engines=()
 declare -A ok

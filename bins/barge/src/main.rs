@@ -332,6 +332,12 @@ pub enum SystemCommand {
     Df,
     /// Remove unused data: stopped containers, unused networks, dangling (or with -a unused) images, build cache, and with --volumes anonymous volumes
     Prune(SystemPruneArgs),
+    /// Reset the engine root: remove every container, network (the default bridge and Barge's nftables table too), volume, image and the build cache
+    Reset {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Verify every blob's digest and every image's references
     Check,
 }
@@ -471,6 +477,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             command: SystemCommand::Prune(a),
         } => system_prune(root, a),
         Command::System {
+            command: SystemCommand::Reset { force },
+        } => system_reset(root, *force),
+        Command::System {
             command: SystemCommand::Df,
         } => images::system_df(&store()?),
         Command::System {
@@ -538,6 +547,50 @@ fn system_prune(root: &std::path::Path, a: &SystemPruneArgs) -> anyhow::Result<i
         &build::BuilderPruneArgs {
             force: true,
             all: true,
+        },
+    )
+}
+
+/// `system reset`: everything the engine root holds, as podman's.
+fn system_reset(root: &std::path::Path, force: bool) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    if !force {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("system reset asks for confirmation and stdin is not a terminal: pass -f (--force) to remove everything without asking");
+        }
+        if !images::confirm(&format!(
+            "WARNING! This will remove every container, network, volume, image and the build cache of {}, and take down its bridges and nftables table.\nAre you sure you want to continue?",
+            root.display()
+        )) {
+            return Ok(0);
+        }
+    }
+    let engine = barge_engine::store::Engine::open(root)?;
+    for id in engine.ids()? {
+        barge_engine::lifecycle::remove(&engine, &id, true, true)
+            .map_err(|e| anyhow::anyhow!("remove container {id}: {e}"))?;
+    }
+    barge_engine::network::reset(root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    volumes::prune(
+        root,
+        &volumes::PruneArgs {
+            all: true,
+            filter: Vec::new(),
+            force: true,
+        },
+    )?;
+    build::prune(
+        root,
+        &build::BuilderPruneArgs {
+            force: true,
+            all: true,
+        },
+    )?;
+    images::prune(
+        &images::open_store(root)?,
+        &images::PruneArgs {
+            all: true,
+            force: true,
         },
     )
 }

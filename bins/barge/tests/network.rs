@@ -113,20 +113,24 @@ fn run_gets_an_address_in_the_subnet_and_hosts_names_it() {
             .any(|l| l.starts_with(&format!("{ip}\t")) && l.contains(hostname)),
         "{out}"
     );
-    // The bridge is this root's, never the real barge0; with no container
-    // left on it, it is gone, and so is the root's nftables table (made
-    // again by the next container).
+    // The bridge is this root's, never the real barge0. It stays when the
+    // last container is gone (as docker0 does); `system reset` takes it
+    // and the root's nftables table down.
     let bridge = n.network()["bridge"].as_str().unwrap().to_string();
+    let table = n.network()["table"].clone();
     assert_ne!(bridge, "barge0");
     assert!(e.ids().is_empty());
-    assert!(!links().contains(&bridge), "{}", links());
-    assert!(nft_table(e).is_empty(), "{}", nft_table(e));
-    let id = e.ok(&["run", "-d", "busybox", "sleep", "60"]);
     assert!(links().contains(&bridge));
     assert!(!nft_table(e).is_empty());
-    e.ok(&["rm", "-f", id.trim()]);
-    assert!(!links().contains(&bridge));
-    assert!(nft_table(e).is_empty());
+    e.ok(&["run", "-d", "--name", "left", "busybox", "sleep", "60"]);
+    let net = unique("gone");
+    e.ok(&["network", "create", &net]);
+    e.ok(&["system", "reset", "-f"]);
+    assert!(e.ids().is_empty());
+    assert!(!links().contains(&bridge), "{}", links());
+    assert!(nft_table_named(&table).is_empty());
+    assert!(!e.root().join("networks/bridge").exists());
+    assert!(e.ok(&["images", "-q"]).trim().is_empty());
 }
 
 #[test]
@@ -314,6 +318,15 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 /// `httpd` serving `body` at `/`.
 const HTTPD: &str =
     "mkdir -p /www && echo \"$BODY\" > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn nft_table_named(t: &serde_json::Value) -> String {
+    let o = Command::new("nft")
+        .args(["list", "table", "ip", t.as_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
 
 fn nft_table(e: &common::Env) -> String {
     let net: serde_json::Value = serde_json::from_slice(

@@ -736,19 +736,9 @@ pub fn disconnect(root: &Path, key: &str, id: &str, name: &str) -> Result<()> {
     std::fs::remove_file(&path).map_err(io("remove", &path))
 }
 
-/// Tears down what no container uses any more (called with the lock
-/// held): the default network's bridge and rules once its last endpoint is
-/// gone (made again by the next container on it, as podman's netavark does
-/// with podman0), and the engine's nftables table once none of its
-/// networks has a bridge. Networks' settings and address pools stay.
+/// Deletes the engine's nftables table once none of its networks has a
+/// bridge (called with the lock held, after a network went away).
 fn collect_idle_locked(root: &Path) {
-    if let Ok(net) = read(root, BRIDGE) {
-        if network_endpoints(root, BRIDGE).is_empty()
-            && Netlink.link_exists(&net.bridge).unwrap_or(false)
-        {
-            teardown(&net);
-        }
-    }
     let Ok(all) = list(root) else {
         return;
     };
@@ -766,13 +756,45 @@ fn collect_idle_locked(root: &Path) {
     }
 }
 
+/// Takes down every network of the engine, the default one included (its
+/// bridge, its rules, the engine's nftables table) and forgets them: for
+/// `system reset`, once no container is left. Refused while containers
+/// are connected.
+pub fn reset(root: &Path) -> Result<Vec<String>> {
+    let _l = lock(root)?;
+    sweep_stale_locked(root);
+    let all = list(root)?;
+    if let Some(n) = all
+        .iter()
+        .find(|n| !network_endpoints(root, &n.name).is_empty())
+    {
+        return Err(EngineError::Conflict(format!(
+            "network {} has active endpoints: remove its containers first",
+            n.name
+        )));
+    }
+    let mut gone = Vec::new();
+    for n in &all {
+        teardown(n);
+        let dir = network_dir(root, &n.name);
+        std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        gone.push(n.name.clone());
+    }
+    if Firewall::available() {
+        let fw = Firewall::new(&table_name(root));
+        if fw.exists().unwrap_or(false) {
+            fw.delete_table()?;
+        }
+    }
+    Ok(gone)
+}
+
 /// Gives back everything container `id` holds on any network: veths,
 /// addresses, endpoint files. Nothing to give is fine.
 pub fn release_all(root: &Path, id: &str) {
     let Ok(_l) = lock(root) else {
         return;
     };
-    let _collect = Collect(root);
     let Ok(entries) = std::fs::read_dir(networks_dir(root)) else {
         return;
     };
@@ -789,16 +811,6 @@ pub fn release_all(root: &Path, id: &str) {
             let _ = pool.release_owner(id);
         }
         let _ = std::fs::remove_file(&path);
-    }
-}
-
-/// Runs [`collect_idle_locked`] when dropped (before the lock it is
-/// declared after).
-struct Collect<'a>(&'a Path);
-
-impl Drop for Collect<'_> {
-    fn drop(&mut self) {
-        collect_idle_locked(self.0);
     }
 }
 
@@ -822,8 +834,8 @@ fn attach_one(
     locked: bool,
 ) -> Result<()> {
     if !Netlink.link_exists(&net.bridge)? {
-        // After a reboot, once the default network was idle, or after a
-        // bridge was deleted by hand. `connect` holds the lock already.
+        // After a reboot, or after a bridge was deleted by hand. `connect`
+        // holds the lock already.
         let _l = if locked { None } else { Some(lock(root)?) };
         if !Netlink.link_exists(&net.bridge)? {
             setup(root, net)?;

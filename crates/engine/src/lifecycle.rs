@@ -504,8 +504,15 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let dir = engine.dir(id);
     unmount_rootfs(&dir)?;
-    // What a killed monitor could not undo, and the addresses.
-    crate::network::unpublish(engine.root(), id);
+    // What a killed monitor could not undo (rules only exist for
+    // containers that publish ports), and the addresses.
+    let publishes = engine
+        .record(id)
+        .map(|r| !r.host_config.port_bindings.is_empty() || r.host_config.publish_all_ports)
+        .unwrap_or(true);
+    if publishes {
+        crate::network::unpublish(engine.root(), id);
+    }
     crate::network::release_all(engine.root(), id);
     engine.remove(id)?;
     if let Ok(store) = Store::open(engine.root()) {

@@ -281,6 +281,18 @@ pub fn find(root: &Path, key: &str) -> Result<Network> {
     if key == BRIDGE {
         return ensure_default(root);
     }
+    find_existing(root, key)
+}
+
+/// [`find`] with the lock held.
+fn find_locked(root: &Path, key: &str) -> Result<Network> {
+    if key == BRIDGE {
+        return ensure_default_locked(root);
+    }
+    find_existing(root, key)
+}
+
+fn find_existing(root: &Path, key: &str) -> Result<Network> {
     if validate_name(key).is_ok() {
         if let Ok(n) = read(root, key) {
             return Ok(n);
@@ -597,26 +609,6 @@ pub fn remove(root: &Path, key: &str) -> Result<String> {
     std::fs::remove_dir_all(&gone).map_err(io("remove", &gone))?;
     collect_idle_locked(root);
     Ok(net.name)
-}
-
-fn find_locked(root: &Path, key: &str) -> Result<Network> {
-    if key == BRIDGE {
-        return ensure_default_locked(root);
-    }
-    if validate_name(key).is_ok() {
-        if let Ok(n) = read(root, key) {
-            return Ok(n);
-        }
-    }
-    let all = list(root)?;
-    let m: Vec<&Network> = all
-        .iter()
-        .filter(|n| !n.id.is_empty() && n.id.starts_with(key))
-        .collect();
-    match m.as_slice() {
-        [one] => Ok((*one).clone()),
-        _ => Err(not_found(key)),
-    }
 }
 
 /// `network prune`: the user-defined networks no container uses (and

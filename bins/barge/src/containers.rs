@@ -1180,7 +1180,13 @@ fn ps_title(field: &str) -> String {
     }
 }
 
-fn matches_filter(c: &Container, key: &str, value: &str, all: &[Container]) -> Result<bool> {
+fn matches_filter(
+    root: &Path,
+    c: &Container,
+    key: &str,
+    value: &str,
+    all: &[Container],
+) -> Result<bool> {
     Ok(match key {
         "id" => c.record.id.starts_with(value),
         "name" => c.record.name.contains(value.trim_start_matches('/')),
@@ -1233,7 +1239,14 @@ fn matches_filter(c: &Container, key: &str, value: &str, all: &[Container]) -> R
             .mounts
             .iter()
             .any(|m| m.source == value || m.target == value),
-        "network" => c.record.host_config.network_mode == value,
+        // By name or id: the networks it is connected to, or its mode.
+        "network" => {
+            let eps = barge_engine::network::endpoints_of(root, &c.record.id);
+            c.record.host_config.network_mode == value
+                || eps.iter().any(|e| {
+                    e.network == value || (value.len() >= 3 && e.network_id.starts_with(value))
+                })
+        }
         other => bail!("invalid filter '{other}'"),
     })
 }
@@ -1260,7 +1273,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         // Same key: any value matches (OR); different keys: all (AND).
         let mut by_key: BTreeMap<&str, bool> = BTreeMap::new();
         for (k, v) in &filters {
-            let m = matches_filter(c, k, v, &all)?;
+            let m = matches_filter(root, c, k, v, &all)?;
             let e = by_key.entry(k.as_str()).or_insert(false);
             *e = *e || m;
         }

@@ -526,6 +526,13 @@ pub fn connect(root: &Path, a: &ConnectArgs) -> Result<i32> {
         aliases: a.alias.clone(),
     };
     network::connect(root, &a.network, &id, &name, &opts, pid).map_err(engine_err)?;
+    if pid.is_some() {
+        // Its DNS and resolv.conf follow (a container that started on
+        // `bridge` only gets the embedded DNS now).
+        if let Err(e) = barge_engine::attach::notify_network_change(&engine.dir(&id)) {
+            eprintln!("WARNING: {name} is connected, but its monitor did not refresh its DNS: {e}");
+        }
+    }
     Ok(0)
 }
 
@@ -539,6 +546,17 @@ pub fn disconnect(root: &Path, a: &DisconnectArgs) -> Result<i32> {
         bail!("container cannot be disconnected from host network or connected to host network");
     }
     network::disconnect(root, &a.network, &id, &name).map_err(engine_err)?;
+    let running = engine
+        .container(&id)
+        .map(|c| c.state.running)
+        .unwrap_or(false);
+    if running {
+        if let Err(e) = barge_engine::attach::notify_network_change(&engine.dir(&id)) {
+            eprintln!(
+                "WARNING: {name} is disconnected, but its monitor did not refresh its DNS: {e}"
+            );
+        }
+    }
     Ok(0)
 }
 

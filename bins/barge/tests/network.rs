@@ -568,6 +568,28 @@ fn user_network_resolves_names_and_aliases_and_forwards_the_rest() {
     // An unknown name is not ours: forwarded, and not answered by us.
     let o = e.run(&["exec", "cli", "nslookup", "no-such-container-here.invalid"]);
     assert!(!o.stdout.contains(&srv_ip), "{o}");
+    // A container started on `bridge` and connected later gets the
+    // embedded DNS at once (its resolv.conf rewritten in place).
+    e.ok(&["run", "-d", "--name", "late", "busybox", "sleep", "60"]);
+    let before = e.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    e.ok(&["network", "connect", &net, "late"]);
+    let after = e.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(after.contains("nameserver 127.0.0.11"), "{after}");
+    let out = e.ok(&["exec", "late", "nslookup", "www"]);
+    assert!(out.contains(&srv_ip), "{out}");
+    let ps = e.ok(&[
+        "ps",
+        "--filter",
+        &format!("network={net}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(ps.lines().count(), 3, "{ps}");
+    e.ok(&["network", "disconnect", &net, "late"]);
+    let back = e.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(!back.contains("127.0.0.11"), "{back}");
+    e.ok(&["rm", "-f", "late"]);
     // A stopped container no longer resolves.
     e.ok(&["stop", "-t", "0", "srv"]);
     let o = e.run(&["exec", "cli", "nslookup", "srv"]);

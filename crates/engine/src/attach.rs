@@ -19,6 +19,10 @@ pub const STDERR: u8 = 2;
 pub const RESIZE: u8 = 3;
 pub const STDIN_EOF: u8 = 4;
 pub const EXIT: u8 = 5;
+/// The container's networks changed (`network connect`/`disconnect`): the
+/// monitor refreshes its DNS and resolv.conf, then answers with the same
+/// kind.
+pub const NETWORK: u8 = 6;
 
 /// Largest payload accepted in a frame.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -114,6 +118,22 @@ pub fn connect(container_dir: &Path) -> Result<UnixStream> {
             io("connect to the monitor of", container_dir)(e)
         }
     })
+}
+
+/// Tells the monitor of a running container that its networks changed
+/// and waits (up to 5 s) until it has refreshed them.
+pub fn notify_network_change(container_dir: &Path) -> Result<()> {
+    let mut s = connect(container_dir)?;
+    let dir = || io("notify the monitor of", container_dir);
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(dir())?;
+    write_frame(&mut s, NETWORK, &[]).map_err(dir())?;
+    loop {
+        match read_frame(&mut s).map_err(dir())? {
+            Some((NETWORK, _)) | None => return Ok(()),
+            Some(_) => {}
+        }
+    }
 }
 
 /// How an attach session ended.

@@ -371,6 +371,18 @@ impl Monitor {
         Ok(())
     }
 
+    /// After `network connect`/`disconnect` of the running container.
+    fn refresh_network(&mut self) {
+        if self.pid <= 0 {
+            return;
+        }
+        if let Some(p) = &mut self.net {
+            if let Err(e) = crate::network::refresh(self.engine.root(), &self.rec, self.pid, p) {
+                eprintln!("barge-monitor {}: refresh the network: {e}", self.id);
+            }
+        }
+    }
+
     fn unplug(&mut self) {
         if let Some(p) = self.net.take() {
             crate::network::unplug(self.engine.root(), &self.id, p);
@@ -708,7 +720,14 @@ impl Monitor {
                     }
                 }
                 for (k, d) in frames {
-                    self.client_frame(k, &d);
+                    if k == attach::NETWORK {
+                        self.refresh_network();
+                        if let Some(c) = self.clients.get_mut(idx) {
+                            let _ = attach::write_frame(&mut c.stream, attach::NETWORK, &[]);
+                        }
+                    } else {
+                        self.client_frame(k, &d);
+                    }
                 }
                 true
             }

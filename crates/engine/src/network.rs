@@ -1055,6 +1055,17 @@ fn upstreams(rec: &ContainerRecord) -> Vec<SocketAddr> {
     dns::upstreams_from_resolv_conf(&host)
 }
 
+/// The embedded DNS of a container: sockets at 127.0.0.11:53 in its
+/// network namespace `netns`, served from here.
+fn start_dns(root: &Path, rec: &ContainerRecord, netns: &Path) -> Result<dns::Server> {
+    let (udp, tcp) = dns::bind_in_netns(netns, SocketAddrV4::new(dns::EMBEDDED_ADDR, 53))?;
+    let resolver = Arc::new(NetResolver {
+        root: root.to_path_buf(),
+        container_id: rec.id.clone(),
+    });
+    Ok(dns::Server::start(udp, tcp, resolver, upstreams(rec))?)
+}
+
 /// Whether the container uses the embedded DNS (it is on a user-defined
 /// network).
 pub fn uses_embedded_dns(eps: &[Endpoint]) -> bool {
@@ -1092,12 +1103,7 @@ pub fn plug(root: &Path, rec: &ContainerRecord, pid: i32) -> Result<Plumbing> {
             attach_one(root, &net, ep, pid, i == 0, false)?;
         }
         if uses_embedded_dns(&eps) {
-            let (udp, tcp) = dns::bind_in_netns(&netns, SocketAddrV4::new(dns::EMBEDDED_ADDR, 53))?;
-            let resolver = Arc::new(NetResolver {
-                root: root.to_path_buf(),
-                container_id: id.clone(),
-            });
-            p.dns = Some(dns::Server::start(udp, tcp, resolver, upstreams(rec))?);
+            p.dns = Some(start_dns(root, rec, &netns)?);
         }
         let Some(primary) = eps.first() else {
             return Ok(());
@@ -1157,6 +1163,33 @@ pub fn plug(root: &Path, rec: &ContainerRecord, pid: i32) -> Result<Plumbing> {
             Err(e)
         }
     }
+}
+
+/// After the running container (init `pid`) was connected to or
+/// disconnected from a network: starts the embedded DNS if it is now on a
+/// user-defined network, and rewrites its resolv.conf in place (the file
+/// is bind-mounted: same inode) to match, as Docker does on a join.
+pub fn refresh(root: &Path, rec: &ContainerRecord, pid: i32, p: &mut Plumbing) -> Result<()> {
+    let eps = endpoints_of(root, &rec.id);
+    let embedded = uses_embedded_dns(&eps);
+    if embedded && p.dns.is_none() {
+        let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        p.dns = Some(start_dns(root, rec, &netns)?);
+    }
+    let hc = &rec.host_config;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let text = crate::spec::resolv_conf(
+        &host,
+        &crate::spec::EtcFiles {
+            dns: &hc.dns,
+            dns_search: &hc.dns_search,
+            dns_options: &hc.dns_options,
+            embedded_dns: embedded,
+            ..crate::spec::EtcFiles::default()
+        },
+    );
+    let path = root.join("containers").join(&rec.id).join("resolv.conf");
+    std::fs::write(&path, text).map_err(io("write", &path))
 }
 
 /// Undoes [`plug`]: proxy, DNAT rules, `ports.json`, DNS server, veths.

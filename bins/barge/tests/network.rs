@@ -383,6 +383,33 @@ fn published_port_on_loopback_reaches_httpd_and_is_shown() {
     let table = nft_table(e);
     assert!(table.contains(&format!("barge:port:{id}")), "{table}");
     assert!(table.contains(&format!("dport {p2}")), "{table}");
+    // Containers reach it through the host too: from the same bridge
+    // (`host-gateway`) and from another network, both through the proxy.
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "hostgw:host-gateway",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://hostgw:{p2}/"),
+    ]);
+    assert_eq!(out, "hello-barge\n");
+    let other = unique("other");
+    e.ok(&["network", "create", &other]);
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &other,
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{gw}:{p2}/"),
+    ]);
+    assert_eq!(out, "hello-barge\n");
+    e.ok(&["network", "rm", &other]);
     // port, ps and inspect show both.
     let port = e.ok(&["port", "web"]);
     assert!(

@@ -325,7 +325,8 @@ impl Firewall {
     }
 
     /// The commands publishing a port: the same DNAT rule in prerouting
-    /// and output. With a host address: `ip daddr HOST`; without one:
+    /// (for traffic not coming from one of Barge's bridges) and output.
+    /// With a host address: `ip daddr HOST`; without one:
     /// `fib daddr type local ip daddr != 127.0.0.0/8`. A loopback host
     /// address gets no rules (an empty batch): that is the userspace
     /// proxy's job.
@@ -353,8 +354,16 @@ impl Firewall {
             "right": p.host_port}}));
         expr.push(json!({"dnat": {"addr": p.container_ip.to_string(),
             "port": p.container_port}}));
+        // Containers reaching a published port through a host address go
+        // to the userspace proxy (as with Docker's docker-proxy): DNAT
+        // straight back onto a bridge would answer them from the wrong
+        // address (same bridge) or be dropped as traffic between networks.
+        let mut pre = vec![json!({"match": {"op": "!=",
+            "left": {"meta": {"key": "iifname"}},
+            "right": format!("@{BRIDGES_SET}")}})];
+        pre.extend(expr.iter().cloned());
         Firewall::batch(vec![
-            self.rule("prerouting", &c, expr.clone()),
+            self.rule("prerouting", &c, pre),
             self.rule("output", &c, expr),
         ])
     }

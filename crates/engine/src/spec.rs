@@ -816,6 +816,45 @@ pub fn labels_of(v: &Value) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn resolv_conf_follows_docker() {
+        let host = "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0\n";
+        let plain = resolv_conf(host, &EtcFiles::default());
+        assert_eq!(
+            plain,
+            "nameserver 10.0.0.2\nsearch corp.example\noptions edns0\n"
+        );
+        // Only loopback resolvers on the host: Google's.
+        let only_lo = resolv_conf("nameserver 127.0.0.53\n", &EtcFiles::default());
+        assert_eq!(only_lo, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let dns = ["192.0.2.53".to_string()];
+        let search = [".".to_string()];
+        let opts = ["timeout:1".to_string()];
+        let given = resolv_conf(
+            host,
+            &EtcFiles {
+                dns: &dns,
+                dns_search: &search,
+                dns_options: &opts,
+                ..EtcFiles::default()
+            },
+        );
+        assert_eq!(given, "nameserver 192.0.2.53\noptions timeout:1\n");
+        let embedded = resolv_conf(
+            host,
+            &EtcFiles {
+                dns: &dns,
+                dns_options: &opts,
+                embedded_dns: true,
+                ..EtcFiles::default()
+            },
+        );
+        assert_eq!(
+            embedded,
+            "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 timeout:1\n"
+        );
+    }
+
     fn rootfs_with(passwd: &str, group: &str) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();

@@ -63,16 +63,7 @@ command -v python3 >/dev/null || die "python3 missing: apt-get install -y python
 BUILDAH=${BUILDAH:-$(command -v buildah || true)}
 [ -n "$BUILDAH" ] && [ -x "$BUILDAH" ] || die "buildah missing: apt-get install -y buildah"
 
-if [ "$BUILD" = 1 ]; then
-	echo "# building barge, barge-monitor, barge-runc (release)" >&2
-	(cd "$repo" && cargo build --release --workspace --bins >&2)
-fi
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
-BARGE=${BARGE_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/barge}
-[ -x "$BARGE" ] || die "$BARGE not found (cargo build --release --workspace --bins, or set BARGE_BIN)"
-for b in barge-monitor barge-runc; do
-	[ -x "$(dirname "$BARGE")/$b" ] || die "$b is not next to $BARGE (cargo build --release --workspace --bins)"
-done
+bench_barge_bin
 
 # ---- scratch: barge root, buildah store and config, context; removed at exit
 mkdir -p "${WORKDIR_BASE:-/var/tmp}"

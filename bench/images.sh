@@ -208,17 +208,6 @@ SH
 chmod +x "$work/reset" "$work/first-use-barge" "$work/first-use-podman"
 
 failures=()
-# check NAME CMD...: one untimed real run; on failure record the command and error
-check() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		return 0
-	fi
-	failures+=("$name: \`$*\` failed: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')")
-	echo "images.sh: FAILED $name: $* -> $(printf '%s' "$out" | tail -3)" >&2
-	return 1
-}
 
 # bench OP CMD_B PREP_B CMD_P PREP_P: one hyperfine run, both tools (or the
 # one that passed its check); results in $work/OP.json

@@ -77,16 +77,7 @@ command -v ip >/dev/null || die "ip missing: apt-get install -y iproute2"
 PODMAN=${PODMAN:-$(command -v podman || true)}
 [ -n "$PODMAN" ] && [ -x "$PODMAN" ] || die "podman missing: apt-get install -y podman"
 
-if [ "$BUILD" = 1 ]; then
-	echo "# building barge, barge-monitor, barge-runc (release)" >&2
-	(cd "$repo" && cargo build --release --workspace --bins >&2)
-fi
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
-BARGE=${BARGE_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/barge}
-[ -x "$BARGE" ] || die "$BARGE not found (cargo build --release --workspace --bins, or set BARGE_BIN)"
-for b in barge-monitor barge-runc; do
-	[ -x "$(dirname "$BARGE")/$b" ] || die "$b is not next to $BARGE (cargo build --release --workspace --bins)"
-done
+bench_barge_bin
 
 # ---- scratch: barge root, podman store and network config, rootfs; removed at exit
 mkdir -p "${WORKDIR_BASE:-/var/tmp}"
@@ -106,8 +97,7 @@ PNET=barge-bench-net
 PSUBNET=10.89.77.0/24
 PGW=10.89.77.1
 
-podman_cgroups_before=0
-compgen -G '/sys/fs/cgroup/*/libpod_parent' >/dev/null && podman_cgroups_before=1
+bench_podman_cgroups_mark
 
 pnet_made=0
 pbridge=
@@ -126,32 +116,13 @@ cleanup() {
 	[ "$pnet_made" = 1 ] && "$PODMAN" network rm -f "$PNET" >/dev/null 2>&1
 	[ -n "$pbridge" ] && ip link show "$pbridge" >/dev/null 2>&1 && ip link delete "$pbridge"
 	"$PODMAN" rmi -af >/dev/null 2>&1
-	for m in $(awk -v w="$work" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-	done
+	bench_umount_under "$work"
 	rm -rf "$work"
-	if [ "$podman_cgroups_before" = 0 ]; then
-		for m in /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/libpod_parent; do
-			[ -d "$m" ] || continue
-			rmdir "$m/conmon" 2>/dev/null
-			rmdir "$m" 2>/dev/null
-		done
-	fi
+	bench_podman_cgroups_cleanup
 }
 trap cleanup EXIT
 
 failures=()
-# check NAME CMD...: one untimed real run; on failure record the command and error
-check() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		return 0
-	fi
-	failures+=("$name: \`$*\` failed: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')")
-	echo "network.sh: FAILED $name: $* -> $(printf '%s' "$out" | tail -3)" >&2
-	return 1
-}
 
 # ---- the image: busybox rootfs imported into barge, saved into podman
 bash "$repo/scripts/make-test-bundle.sh" "$work/bundle" >/dev/null

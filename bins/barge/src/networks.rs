@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use barge_engine::network::{self, ConnectOptions, CreateOptions, Network};
 use barge_engine::store::{Container, Engine};
+use barge_engine::volumes;
 use barge_net::ipam::Subnet;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -36,7 +37,7 @@ pub struct CreateArgs {
     /// Set metadata on a network
     #[arg(long)]
     pub label: Vec<String>,
-    /// Set driver specific options (com.docker.network.bridge.name is not supported)
+    /// Set driver specific options (Barge's bridge driver takes none)
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
     /// Enable manual container attachment (always on for bridge networks)
@@ -125,18 +126,6 @@ fn engine_err(e: barge_engine::EngineError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut m = BTreeMap::new();
-    for kv in list {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => m.insert(k.to_string(), v.to_string()),
-            _ if !kv.is_empty() => m.insert(kv.clone(), String::new()),
-            _ => bail!("invalid argument \"{kv}\" for \"--label\" flag: expected key=value"),
-        };
-    }
-    Ok(m)
-}
-
 fn subnet(flag: &str, s: &str) -> Result<Subnet> {
     s.parse()
         .map_err(|e| anyhow!("invalid argument \"{s}\" for \"--{flag}\" flag: {e}"))
@@ -172,7 +161,7 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
             .map(|s| subnet("ip-range", s))
             .transpose()?,
         internal: a.internal,
-        labels: labels(&a.label)?,
+        labels: crate::volumes::key_values(&a.label, "label")?,
     };
     let n = network::create(root, &opts).map_err(engine_err)?;
     println!("{}", n.id);
@@ -293,16 +282,12 @@ fn keep(v: &Value, filters: &[(String, String)]) -> Result<bool> {
                     && !network::PREDEFINED.contains(&s("Name").as_str());
                 vals.iter().any(|x| matches!(*x, "true" | "1") == unused)
             }
-            "label" => vals.iter().all(|x| {
-                let (lk, lv) = match x.split_once('=') {
-                    Some((a, b)) => (a, Some(b)),
-                    None => (*x, None),
-                };
-                match v["Labels"].get(lk) {
-                    Some(have) => lv.is_none_or(|want| have.as_str() == Some(want)),
-                    None => false,
-                }
-            }),
+            "label" => {
+                let labels: BTreeMap<String, String> =
+                    serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
+                let wanted: Vec<String> = vals.iter().map(|x| x.to_string()).collect();
+                volumes::labels_match(&labels, &wanted)
+            }
             other => bail!("invalid filter '{other}'"),
         };
         if !hit {
@@ -476,19 +461,8 @@ pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
 pub fn prune_networks(root: &Path, filters: &[(String, String)]) -> Result<Vec<String>> {
     let matches = |n: &Network| {
         filters.iter().all(|(k, f)| {
-            let (lk, lv) = match f.split_once('=') {
-                Some((a, b)) => (a, Some(b)),
-                None => (f.as_str(), None),
-            };
-            let has = n
-                .labels
-                .get(lk)
-                .is_some_and(|have| lv.is_none_or(|want| have == want));
-            if k == "label!" {
-                !has
-            } else {
-                has
-            }
+            let has = volumes::labels_match(&n.labels, std::slice::from_ref(f));
+            has != (k == "label!")
         })
     };
     network::prune(root, &matches).map_err(engine_err)

@@ -74,7 +74,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+pub fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     let mut m = BTreeMap::new();
     for kv in list {
         match kv.split_once('=') {

@@ -328,7 +328,11 @@ fn normalize_network(
             ));
         }
         hc.network_mode = format!("container:{other}");
-    } else if !matches!(hc.network_mode.as_str(), "none" | "host") {
+    } else if !matches!(
+        hc.network_mode.as_str(),
+        "none" | "host" | crate::network::BRIDGE
+    ) {
+        // (`bridge` is made, if need be, when the container is connected.)
         let n = crate::network::find(engine.root(), &hc.network_mode)?;
         hc.network_mode = n.name;
     }

@@ -44,7 +44,7 @@ use barge_net::proxy::{Proxy, ProxyPort};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{errno, io, EngineError, Result};
+use crate::error::{io, EngineError, Result};
 use crate::record::ContainerRecord;
 
 /// The engine root whose network uses the well-known names.
@@ -188,23 +188,11 @@ fn endpoint_path(root: &Path, name: &str, container_id: &str) -> PathBuf {
     endpoints_dir(root, name).join(format!("{container_id}.json"))
 }
 
-fn lock_file(path: &Path) -> Result<File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io("open", path))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(errno("lock", path))?;
-    Ok(f)
-}
-
 /// The lock every change of networks and endpoints of an engine holds.
 fn lock(root: &Path) -> Result<File> {
     let nets = networks_dir(root);
     std::fs::create_dir_all(&nets).map_err(io("create", &nets))?;
-    let f = lock_file(&nets.join(".lock"))?;
+    let f = crate::store::lock_file(&nets.join(".lock"), true)?;
     sweep_partial(root);
     Ok(f)
 }
@@ -332,7 +320,7 @@ fn ensure_default_locked(root: &Path) -> Result<Network> {
     } else {
         // Subnets are picked from the host's routes: engines on one host
         // pick one at a time, each seeing the bridge routes of the others.
-        let _host_lock = lock_file(Path::new("/run/barge-networks.lock")).ok();
+        let _host_lock = crate::store::lock_file(Path::new("/run/barge-networks.lock"), true).ok();
         let pool = match Pool::open(&pool_dir(root, BRIDGE)) {
             Ok(p) => p,
             Err(_) => {
@@ -454,7 +442,7 @@ pub fn create(root: &Path, opts: &CreateOptions) -> Result<Network> {
     // The default network's subnet is taken even before its first use
     // (made before the host lock is taken: making it takes that lock).
     ensure_default_locked(root)?;
-    let _host_lock = lock_file(Path::new("/run/barge-networks.lock")).ok();
+    let _host_lock = crate::store::lock_file(Path::new("/run/barge-networks.lock"), true).ok();
     let existing = list(root)?;
     let subnet = match opts.subnet {
         Some(s) => {
@@ -976,6 +964,7 @@ pub fn wanted_ports(rec: &ContainerRecord, backend: Ipv4Addr) -> Result<Vec<(Str
 /// answer.
 struct NetResolver {
     root: PathBuf,
+    engine: crate::store::Engine,
     container_id: String,
 }
 
@@ -988,14 +977,11 @@ impl NetResolver {
             .collect()
     }
 
+    /// The container's name (lower-case) and whether it runs.
     fn container(&self, id: &str) -> Option<(String, bool)> {
-        let dir = self.root.join("containers").join(id);
-        let rec: serde_json::Value = read_json(&dir.join("container.json")).ok()?;
-        let state: serde_json::Value = read_json(&dir.join("state.json")).ok()?;
-        Some((
-            rec["Name"].as_str()?.to_ascii_lowercase(),
-            state["Running"].as_bool().unwrap_or(false),
-        ))
+        let rec = self.engine.record(id).ok()?;
+        let state = self.engine.raw_state(id).ok()?;
+        Some((rec.name.to_ascii_lowercase(), state.running))
     }
 }
 
@@ -1061,6 +1047,7 @@ fn start_dns(root: &Path, rec: &ContainerRecord, netns: &Path) -> Result<dns::Se
     let (udp, tcp) = dns::bind_in_netns(netns, SocketAddrV4::new(dns::EMBEDDED_ADDR, 53))?;
     let resolver = Arc::new(NetResolver {
         root: root.to_path_buf(),
+        engine: crate::store::Engine::open(root)?,
         container_id: rec.id.clone(),
     });
     Ok(dns::Server::start(udp, tcp, resolver, upstreams(rec))?)
@@ -1094,8 +1081,9 @@ pub fn plug(root: &Path, rec: &ContainerRecord, pid: i32) -> Result<Plumbing> {
     let r = (|| -> Result<()> {
         let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let mode = rec.host_config.network_mode.as_str();
-        if mode != "host" && !mode.starts_with("container:") {
-            // Its own namespace: loopback up (for `none` all it has).
+        if eps.is_empty() && mode != "host" && !mode.starts_with("container:") {
+            // `none`: its own namespace with loopback only (`attach` brings
+            // lo up for the others).
             Netlink.lo_up(&netns)?;
         }
         for (i, ep) in eps.iter().enumerate() {

@@ -366,7 +366,7 @@ pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
     Some((fields.get(19)?.parse().ok()?, zombie))
 }
 
-fn lock_file(path: &Path, exclusive: bool) -> Result<File> {
+pub(crate) fn lock_file(path: &Path, exclusive: bool) -> Result<File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
